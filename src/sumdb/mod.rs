@@ -1,0 +1,3 @@
+//! The Go checksum database: signed notes, the tiled log, lookups, and the verifying client.
+pub mod note;
+pub mod tlog;

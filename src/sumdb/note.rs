@@ -1,0 +1,1 @@
+//! Signed notes and ed25519 verifier keys (x/mod `sumdb/note`) — pure, no I/O.

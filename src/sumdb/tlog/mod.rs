@@ -1,0 +1,1 @@
+//! The tiled transparency log (x/mod `sumdb/tlog`) — pure, no I/O.
