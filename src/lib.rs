@@ -5,11 +5,31 @@
 //! The verification core is pure and synchronous (no I/O); everything that
 //! talks to the network or the disk sits around it.
 //!
+//! Verification core:
 //! - [`module`]: module paths and versions — validation, `!`-case escaping, semver.
 //! - [`sumdb`]: the Go checksum database — signed notes ([`sumdb::note`]), the
-//!   tiled Merkle log ([`sumdb::tlog`]), lookup responses and the client that
+//!   tiled Merkle log ([`sumdb::tlog`]), lookup responses, and the client that
 //!   proves a lookup against a trusted tree head ([`sumdb::client`]).
 //! - [`modzip`]: `h1:` hashes of module zips and go.mod files, and the module-zip rules.
+//!
+//! Serving:
+//! - [`protocol`]: GOPROXY request paths parsed into typed requests.
+//! - [`pipeline`]: a cache miss top to bottom — fetch, verify, store — with coalescing ([`flight`]).
+//! - [`upstream`]: the shared HTTP client, GOPROXY-list semantics, limits, timeouts.
+//! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
+//! - [`store`]: the `Store` trait and the embedded store (sled index + blob files).
+//! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
+//! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run.
+pub mod config;
+pub mod error;
+pub mod flight;
+pub mod http;
 pub mod module;
 pub mod modzip;
+pub mod pipeline;
+pub mod protocol;
+pub mod server;
+pub mod store;
 pub mod sumdb;
+pub mod trust;
+pub mod upstream;

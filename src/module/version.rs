@@ -17,3 +17,12 @@ pub fn escape_version(v: &str) -> Result<String, VersionError> {
 pub fn unescape_version(v: &str) -> Result<String, VersionError> {
     Ok(v.to_string())
 }
+
+/// PLACEHOLDER (module.Check).
+pub fn check(path: &str, version: &str) -> Result<(), VersionError> {
+    crate::module::check_path(path).map_err(|e| VersionError { version: version.into(), reason: e.to_string() })?;
+    if !version.starts_with('v') {
+        return Err(VersionError { version: version.into(), reason: "no v".into() });
+    }
+    Ok(())
+}

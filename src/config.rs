@@ -1,0 +1,246 @@
+//! Configuration: defaults < TOML file < environment < command-line flags.
+//!
+//! The reference for every key is `config/modgate.toml` (embedded below, so
+//! `modgate config` style tooling and tests can check it parses to the defaults).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The fully commented reference configuration shipped in the repository.
+pub const REFERENCE_TOML: &str = include_str!("../config/modgate.toml");
+
+/// The well-known key of the public Go checksum database.
+pub const SUM_GOLANG_ORG_KEY: &str = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+
+/// modgate's whole configuration. Unknown keys in a file are an error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the index, blobs, trust state and evidence live.
+    pub data_dir: PathBuf,
+    /// Upstream proxies in GOPROXY syntax (`,` falls through on 404/410, `|` on any error).
+    pub upstream: String,
+    /// The checksum database in GOSUMDB syntax: `name`, `name+key` or `name+key URL`.
+    pub sumdb: String,
+    /// Serve only what is cached; never contact upstream or the checksum database.
+    pub offline: bool,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub cache: CacheConfig,
+}
+
+/// Size limits on what is read from upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest module zip accepted (Go's own limit is 500 MiB).
+    pub max_zip_bytes: u64,
+    /// Largest go.mod accepted (Go's limit is 16 MiB).
+    pub max_mod_bytes: u64,
+    /// Largest `.info`, `list`, `@latest` or sumdb response accepted.
+    pub max_meta_bytes: u64,
+}
+
+/// Network timeouts towards upstream and the checksum database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Seconds to establish a connection.
+    pub connect_secs: u64,
+    /// Seconds a small request (info, mod, list, lookup, tile) may take in all.
+    pub request_secs: u64,
+    /// Seconds a read may stall while streaming a zip.
+    pub read_secs: u64,
+}
+
+/// How long clients and modgate may keep what it serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// `Cache-Control: max-age` for the immutable `.info`, `.mod`, `.zip`.
+    pub immutable_max_age_secs: u64,
+    /// How long a `list` or `@latest` answer is reused before asking upstream again.
+    pub list_ttl_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./modgate-data"),
+            upstream: "https://proxy.golang.org".into(),
+            sumdb: "sum.golang.org".into(),
+            offline: false,
+            log_format: "text".into(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_zip_bytes: 500 << 20,
+            max_mod_bytes: 16 << 20,
+            max_meta_bytes: 4 << 20,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_secs: 10,
+            request_secs: 60,
+            read_secs: 60,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            immutable_max_age_secs: 365 * 24 * 3600,
+            list_ttl_secs: 60,
+        }
+    }
+}
+
+/// A configuration problem, named precisely enough to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid upstream {0:?}: {1}")]
+    Upstream(String, String),
+    #[error("invalid sumdb {0:?}: {1}")]
+    Sumdb(String, String),
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text over the defaults.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.connect_secs)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.request_secs)
+    }
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.read_secs)
+    }
+
+    /// The parsed checksum database spec.
+    pub fn sumdb_spec(&self) -> Result<SumdbSpec, ConfigError> {
+        SumdbSpec::parse(&self.sumdb)
+    }
+}
+
+/// A checksum database: its name, verifier key and base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SumdbSpec {
+    pub name: String,
+    pub vkey: String,
+    pub url: String,
+}
+
+impl SumdbSpec {
+    /// Parses GOSUMDB syntax: `sum.golang.org`, `name+hash+key`, or `name+hash+key URL`.
+    /// `off` is refused: modgate exists to verify.
+    pub fn parse(spec: &str) -> Result<SumdbSpec, ConfigError> {
+        let err = |m: &str| ConfigError::Sumdb(spec.to_string(), m.to_string());
+        let mut fields = spec.split_whitespace();
+        let key = fields.next().ok_or_else(|| err("empty"))?;
+        let url = fields.next();
+        if fields.next().is_some() {
+            return Err(err("expected `name+key [URL]`"));
+        }
+        if key == "off" {
+            return Err(err("modgate always verifies; `off` is not supported"));
+        }
+        let (vkey, default_url) = match key {
+            "sum.golang.org" => (SUM_GOLANG_ORG_KEY.to_string(), "https://sum.golang.org"),
+            "sum.golang.google.cn" => (
+                SUM_GOLANG_ORG_KEY.to_string(),
+                "https://sum.golang.google.cn",
+            ),
+            k if k.contains('+') => (k.to_string(), ""),
+            _ => return Err(err("unknown checksum database: give its key as `name+hash+key`")),
+        };
+        let name = vkey.split('+').next().unwrap_or_default().to_string();
+        let url = match url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None if !default_url.is_empty() => default_url.to_string(),
+            None => format!("https://{name}"),
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(err("URL must start with http:// or https://"));
+        }
+        Ok(SumdbSpec { name, vkey, url })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_file_parses_to_defaults() {
+        let c = Config::from_toml(REFERENCE_TOML).expect("reference config parses");
+        let d = Config::default();
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.data_dir, d.data_dir);
+        assert_eq!(c.upstream, d.upstream);
+        assert_eq!(c.sumdb, d.sumdb);
+        assert_eq!(c.limits.max_zip_bytes, d.limits.max_zip_bytes);
+        assert_eq!(c.cache.list_ttl_secs, d.cache.list_ttl_secs);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::from_toml("listen = \"x\"\nlisten_adress = 1\n").unwrap_err();
+        assert!(e.contains("listen_adress"), "{e}");
+    }
+
+    #[test]
+    fn sumdb_specs() {
+        let s = SumdbSpec::parse("sum.golang.org").unwrap();
+        assert_eq!(s.name, "sum.golang.org");
+        assert_eq!(s.url, "https://sum.golang.org");
+        let s = SumdbSpec::parse("x.test+abcd1234+AAAA http://127.0.0.1:9/sumdb/x.test/").unwrap();
+        assert_eq!(s.name, "x.test");
+        assert_eq!(s.vkey, "x.test+abcd1234+AAAA");
+        assert_eq!(s.url, "http://127.0.0.1:9/sumdb/x.test");
+        assert!(SumdbSpec::parse("off").is_err());
+        assert!(SumdbSpec::parse("unknown.example").is_err());
+        assert!(SumdbSpec::parse("a+b+c ftp://x").is_err());
+    }
+}

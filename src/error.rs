@@ -1,0 +1,89 @@
+//! Typed errors of the serving path, and their one mapping to HTTP statuses.
+//!
+//! Every failure a client can see passes through [`Error`]; `IntoResponse`
+//! below is the only place that picks a status code. The one rule that
+//! matters most is enforced here: a verification failure is **403**, never
+//! 404/410 — the `go` command treats 404/410 as "try the next proxy", so a
+//! `GOPROXY=modgate,direct` client would silently fall back around us.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An error on the way to answering a request. Cheap to clone, so one
+/// coalesced fetch can hand the same outcome to every waiter.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The request itself is malformed (bad path, bad version, bad escape).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Not found (by upstream, or not a route we serve).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Upstream answered 410 Gone.
+    #[error("gone: {0}")]
+    Gone(String),
+    /// Verification failed: the bytes are not what the checksum database
+    /// says, or the database itself misbehaved. Always 403.
+    #[error("SECURITY: {0}")]
+    Security(String),
+    /// Upstream could not be reached or answered with an error.
+    #[error("{0}")]
+    UpstreamUnavailable(String),
+    /// Upstream or the checksum database timed out.
+    #[error("{0}")]
+    Timeout(String),
+    /// Serving only from the cache and this is not in it.
+    #[error("not found: {0} (modgate is offline and serves only what it has cached)")]
+    Offline(String),
+    /// The store failed (disk full, read-only, corrupt index).
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// A bug or an unexpected condition.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) | Error::Offline(_) => StatusCode::NOT_FOUND,
+            Error::Gone(_) => StatusCode::GONE,
+            Error::Security(_) => StatusCode::FORBIDDEN,
+            Error::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whether this is a proven verification failure (logged as a security event).
+    pub fn is_security(&self) -> bool {
+        matches!(self, Error::Security(_))
+    }
+}
+
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        // The `go` command prints at most 8 lines / 648 bytes of the body, up
+        // to the first blank line: keep the whole message on its first line.
+        let mut body = self.to_string().replace('\n', " ");
+        body.push('\n');
+        let mut resp = (self.status(), body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

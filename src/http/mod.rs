@@ -1,0 +1,64 @@
+//! The HTTP surface: `app(state)` builds the router; handlers live by concern.
+//!
+//! - [`proxy`]: the GOPROXY protocol (`list`, `.info`, `.mod`, `.zip`, `@latest`).
+//! - [`sumdb`]: the checksum database through the proxy (`/sumdb/<name>/...`).
+//! - [`ops`]: health and metrics.
+
+pub mod ops;
+pub mod proxy;
+pub mod sumdb;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+
+use crate::pipeline::Pipeline;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+}
+
+/// What a handler learned about a request, for the access log line.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog {
+    pub module: String,
+    pub version: String,
+    pub kind: &'static str,
+    pub cache: &'static str,
+}
+
+/// The whole router. Tests call this directly with their own state.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .fallback(proxy::handle)
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+/// One log line per request: method, path, status, duration, and what the
+/// handler recorded (module, version, kind, cache outcome).
+async fn access_log(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    match resp.extensions().get::<RequestLog>() {
+        Some(l) => tracing::info!(target: "modgate::access", %method, %path, status,
+            module = %l.module, version = %l.version, kind = l.kind, cache = l.cache,
+            duration_ms = format!("{ms:.1}"), "request"),
+        None => tracing::info!(target: "modgate::access", %method, %path, status,
+            duration_ms = format!("{ms:.1}"), "request"),
+    }
+    resp
+}

@@ -1,0 +1,92 @@
+//! GOPROXY protocol handlers: parse the path, ask the pipeline, stream the answer.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use tokio_util::io::ReaderStream;
+
+use super::{AppState, RequestLog};
+use crate::error::Error;
+use crate::pipeline::Cache;
+use crate::protocol::{self, Kind, ParseError, Request};
+
+/// The fallback handler: every path that is not an ops endpoint.
+pub async fn handle(State(st): State<AppState>, method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = (StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n").into_response();
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let req = match protocol::parse(uri.path()) {
+        Ok(r) => r,
+        Err(ParseError::BadRequest(m)) => return Error::BadRequest(m).into_response(),
+        Err(ParseError::NotFound(m)) => return Error::NotFound(m).into_response(),
+    };
+    let mut log = RequestLog::default();
+    let mut resp = match serve(&st, req, &mut log).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    resp.extensions_mut().insert(log);
+    resp
+}
+
+async fn serve(st: &AppState, req: Request, log: &mut RequestLog) -> Result<Response, Error> {
+    let p = &st.pipeline;
+    let max_age = p.config().cache.immutable_max_age_secs;
+    match req {
+        Request::Artifact(mv, kind) => {
+            log.module = mv.path().to_string();
+            log.version = mv.version().to_string();
+            log.kind = kind.ext();
+            let (entry, blob, cache) = p.open(&mv, kind).await?;
+            log.cache = cache.as_str();
+            // Stream from disk: a 500 MiB zip never sits in memory.
+            let body = Body::from_stream(ReaderStream::with_capacity(blob.reader, 64 * 1024));
+            Ok(Response::builder()
+                .header(header::CONTENT_TYPE, kind.content_type())
+                .header(header::CONTENT_LENGTH, entry.size)
+                .header(header::CACHE_CONTROL, format!("public, max-age={max_age}, immutable"))
+                .header(header::ETAG, format!("\"{}\"", entry.digest))
+                .body(body)
+                .map_err(|e| Error::Internal(e.to_string()))?)
+        }
+        Request::List(m) => {
+            log.module = m.to_string();
+            log.kind = "list";
+            let (body, cache) = p.list(&m).await?;
+            log.cache = cache.as_str();
+            Ok(small(body, "text/plain; charset=utf-8", cache))
+        }
+        Request::Latest(m) => {
+            log.module = m.to_string();
+            log.kind = "latest";
+            let (body, cache) = p.latest(&m).await?;
+            log.cache = cache.as_str();
+            Ok(small(body, Kind::Info.content_type(), cache))
+        }
+        Request::InfoQuery(m, q) => {
+            log.module = m.to_string();
+            log.version = q.clone();
+            log.kind = "info";
+            log.cache = "miss";
+            let body = p.info_query(&m, &q).await?;
+            Ok(small(body, Kind::Info.content_type(), Cache::Miss))
+        }
+        Request::Sumdb { name, req } => {
+            log.kind = "sumdb";
+            Ok(super::sumdb::handle(st, &name, req).await)
+        }
+    }
+}
+
+/// A small mutable answer (list, @latest, queries): never cached long downstream.
+fn small(body: bytes::Bytes, content_type: &'static str, _cache: Cache) -> Response {
+    let mut r = Response::new(Body::from(body));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}

@@ -1,0 +1,188 @@
+//! Storage of verified artifacts and of small metadata, behind one trait.
+//!
+//! Two kinds of things are stored:
+//! - **artifacts** (`.info`, `.mod`, `.zip` of a module version): immutable
+//!   blobs, addressed by their SHA-256, with an index entry that records how
+//!   they were verified. Only the pipeline writes them, and only after a proof.
+//! - **metadata**: small values under typed keys — trusted tree heads (with
+//!   compare-and-swap), verified lookups, cached tiles, list/@latest answers.
+//!
+//! Keys are built by the constructors below from already-validated values,
+//! never from request text.
+
+pub mod embedded;
+
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncRead;
+
+use crate::protocol::{Kind, ModVersion};
+
+pub use embedded::EmbeddedStore;
+
+/// How a stored artifact was proven, kept next to it for audits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// The `h1:` hash the checksum database holds (empty for `.info`).
+    pub h1: String,
+    /// The checksum database that proved it.
+    pub sumdb: String,
+    /// Record id of the module version in that log.
+    pub record_id: i64,
+    /// Size and root hash of the signed tree the record was proven in.
+    pub tree_size: i64,
+    pub tree_hash: String,
+    /// Seconds since the Unix epoch when it was verified.
+    pub verified_at: u64,
+}
+
+/// The index entry of a stored artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub module: String,
+    pub version: String,
+    pub kind: String,
+    /// Lower-case hex SHA-256 of the blob.
+    pub digest: String,
+    pub size: u64,
+    pub verification: Verification,
+}
+
+/// A blob written to a temporary file inside the store, not yet committed.
+/// Dropping it deletes the file, so an unverified spool never lingers.
+#[derive(Debug)]
+pub struct Spool {
+    pub path: PathBuf,
+    pub digest: String,
+    pub size: u64,
+    committed: bool,
+}
+
+impl Spool {
+    pub fn new(path: PathBuf, digest: String, size: u64) -> Spool {
+        Spool {
+            path,
+            digest,
+            size,
+            committed: false,
+        }
+    }
+
+    /// Marks the file as moved away, so drop leaves it alone.
+    pub fn mark_committed(&mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: a leftover is also removed at the next start-up.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A readable stored blob.
+pub struct Blob {
+    pub size: u64,
+    pub reader: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("index error: {0}")]
+    Index(String),
+    #[error("stored blob {digest} is missing or corrupt: {reason}")]
+    Corrupt { digest: String, reason: String },
+    #[error("compare-and-swap conflict on {0}")]
+    Conflict(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Metadata namespaces; each key is built by a typed constructor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meta {
+    /// Trust state of a checksum database (latest verified note, fork evidence).
+    Trust,
+    /// Tiles of a checksum database's log, keyed by tile path.
+    Tile,
+    /// Verified lookup responses, keyed by module@version.
+    Lookup,
+    /// list and @latest answers with their fetch time.
+    List,
+}
+
+impl Meta {
+    pub(crate) fn tree_name(self) -> &'static str {
+        match self {
+            Meta::Trust => "trust",
+            Meta::Tile => "tiles",
+            Meta::Lookup => "lookups",
+            Meta::List => "lists",
+        }
+    }
+}
+
+/// The storage backend. Implementations must make `commit` atomic: after a
+/// crash either the whole verified blob and its entry exist, or neither does.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates an empty spool file to stream a download into.
+    async fn spool_file(&self) -> StoreResult<(PathBuf, tokio::fs::File)>;
+
+    /// The index entry of an artifact, if stored.
+    async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>>;
+
+    /// Opens a stored artifact's blob for streaming.
+    async fn open(&self, entry: &Entry) -> StoreResult<Blob>;
+
+    /// Moves a verified spool into the store and records its entry.
+    async fn commit(&self, spool: Spool, entry: Entry) -> StoreResult<Entry>;
+
+    /// Stores small verified bytes (`.info`, `.mod`) directly.
+    async fn commit_bytes(&self, data: &[u8], entry: Entry) -> StoreResult<Entry>;
+
+    /// Removes an artifact's entry (the blob is left for garbage collection).
+    async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool>;
+
+    /// All entries whose module path starts with `prefix`.
+    async fn entries(&self, prefix: &str) -> StoreResult<Vec<Entry>>;
+
+    async fn meta_get(&self, ns: Meta, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn meta_put(&self, ns: Meta, key: &str, value: &[u8]) -> StoreResult<()>;
+    /// Replaces `old` with `new` atomically; `Err(Conflict)` if the value is not `old`.
+    async fn meta_cas(
+        &self,
+        ns: Meta,
+        key: &str,
+        old: Option<&[u8]>,
+        new: &[u8],
+    ) -> StoreResult<()>;
+    async fn meta_remove(&self, ns: Meta, key: &str) -> StoreResult<()>;
+}
+
+/// The index key of an artifact: `<module>@<version>/<kind>`. Module paths
+/// and versions contain neither `@`-ambiguity nor `/` in versions, so the key
+/// is unambiguous; sled orders it so a module's entries are contiguous.
+pub fn artifact_key(mv: &ModVersion, kind: Kind) -> String {
+    format!("{}@{}/{}", mv.path(), mv.version(), kind.ext())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,105 @@
+//! The sumdb client's I/O: remote reads through the shared HTTP client, the
+//! trusted tree head and tiles in the store, fork evidence on disk.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::store::{Meta, Store, StoreError};
+use crate::sumdb::client::{ClientError, ClientOps, ForkEvidence};
+use crate::upstream::{Upstream, UpstreamError};
+
+/// [`ClientOps`] for one checksum database.
+pub struct SumdbOps {
+    pub name: String,
+    /// Base URL, e.g. `https://sum.golang.org` (no trailing slash).
+    pub base_url: String,
+    pub upstream: Upstream,
+    pub store: Arc<dyn Store>,
+    /// Where proven misbehaviour is written: `<data-dir>/evidence`.
+    pub evidence_dir: PathBuf,
+    pub max_bytes: u64,
+    pub offline: bool,
+}
+
+fn store_err(e: StoreError) -> ClientError {
+    match e {
+        StoreError::Conflict(_) => ClientError::CasConflict,
+        e => ClientError::Remote(format!("store: {e}")),
+    }
+}
+
+#[async_trait]
+impl ClientOps for SumdbOps {
+    async fn read_remote(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        if self.offline {
+            return Err(ClientError::Remote(format!(
+                "{}: offline, not contacting the checksum database",
+                self.name
+            )));
+        }
+        let url = format!("{}/{}", self.base_url, path);
+        match self.upstream.get_url(&url, self.max_bytes).await {
+            Ok(b) => Ok(b.to_vec()),
+            Err(e @ UpstreamError::NotFound { .. }) => Err(ClientError::NotFound(e.to_string())),
+            Err(e) => Err(ClientError::Remote(e.to_string())),
+        }
+    }
+
+    async fn read_config(&self, file: &str) -> Result<Option<Vec<u8>>, ClientError> {
+        self.store.meta_get(Meta::Trust, file).await.map_err(store_err)
+    }
+
+    async fn write_config(
+        &self,
+        file: &str,
+        old: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<(), ClientError> {
+        self.store
+            .meta_cas(Meta::Trust, file, old, new)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn read_cache(&self, file: &str) -> Result<Option<Vec<u8>>, ClientError> {
+        self.store.meta_get(Meta::Tile, file).await.map_err(store_err)
+    }
+
+    async fn write_cache(&self, file: &str, data: &[u8]) -> Result<(), ClientError> {
+        self.store
+            .meta_put(Meta::Tile, file, data)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn security_error(&self, evidence: &ForkEvidence) {
+        let dir = self.evidence_dir.join(format!(
+            "{}-fork-{}",
+            self.name,
+            crate::store::now_secs()
+        ));
+        let write = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(dir.join("old_note"), &evidence.old_note).await?;
+            tokio::fs::write(dir.join("new_note"), &evidence.new_note).await?;
+            tokio::fs::write(dir.join("proof"), evidence.proof.join("\n")).await?;
+            std::io::Result::Ok(())
+        };
+        match write.await {
+            Ok(()) => tracing::error!(
+                target: "modgate::security",
+                sumdb = %self.name,
+                evidence = %dir.display(),
+                "checksum database presented a forked log; evidence saved"
+            ),
+            Err(e) => tracing::error!(
+                target: "modgate::security",
+                sumdb = %self.name,
+                error = %e,
+                "checksum database presented a forked log; saving evidence failed"
+            ),
+        }
+    }
+}

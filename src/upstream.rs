@@ -1,0 +1,346 @@
+//! Talking to upstream proxies and the checksum database: one shared HTTP client,
+//! GOPROXY-list semantics, size limits and timeouts.
+//!
+//! Every URL is a configured base plus a path that the caller built from
+//! validated, re-escaped values ([`crate::protocol::ModVersion::artifact_path`]),
+//! so request text can never choose the host (no SSRF).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{Config, ConfigError};
+
+/// What went wrong talking to an upstream server.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// 404 or 410: the only answers that let `,` fall through to the next proxy.
+    #[error("{url}: {status} {body}")]
+    NotFound {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{url}: unexpected status {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{url}: unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{url}: timed out")]
+    Timeout { url: String },
+    #[error("{url}: response larger than the limit of {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+    #[error("{url}: response truncated ({got} of {want} bytes)")]
+    Truncated { url: String, got: u64, want: u64 },
+    #[error("upstream is off")]
+    Off,
+    #[error("writing spool file: {0}")]
+    Spool(String),
+}
+
+impl UpstreamError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, UpstreamError::NotFound { .. } | UpstreamError::Off)
+    }
+}
+
+/// One entry of the GOPROXY list and how to treat its failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Proxy {
+    base: String,
+    /// `|` after this entry: fall through on any error, not only 404/410.
+    fall_through_any: bool,
+}
+
+/// The shared HTTP client plus the configured upstream list.
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    proxies: Vec<Proxy>,
+    request_timeout: Duration,
+    read_timeout: Duration,
+}
+
+/// Parses GOPROXY syntax into proxies. `off` gives an empty list; `direct`
+/// is refused because modgate does not fetch from version control (yet).
+fn parse_list(spec: &str) -> Result<Vec<Proxy>, ConfigError> {
+    let err = |m: String| ConfigError::Upstream(spec.to_string(), m);
+    let mut out = Vec::new();
+    let mut rest = spec.trim();
+    while !rest.is_empty() {
+        let cut = rest.find([',', '|']).unwrap_or(rest.len());
+        let entry = rest[..cut].trim();
+        let sep = rest[cut..].chars().next();
+        rest = rest.get(cut + 1..).unwrap_or("");
+        match entry {
+            "" => return Err(err("empty entry in list".into())),
+            "off" => {
+                if out.is_empty() && rest.is_empty() {
+                    return Ok(out);
+                }
+                return Err(err("`off` must be the whole list".into()));
+            }
+            "direct" => {
+                return Err(err(
+                    "`direct` (fetching from version control) is not supported; list proxies only"
+                        .into(),
+                ));
+            }
+            e if e.starts_with("http://") || e.starts_with("https://") => out.push(Proxy {
+                base: e.trim_end_matches('/').to_string(),
+                fall_through_any: sep == Some('|'),
+            }),
+            e => return Err(err(format!("{e:?} is not an http:// or https:// URL"))),
+        }
+    }
+    if out.is_empty() {
+        return Err(err("no proxies listed".into()));
+    }
+    Ok(out)
+}
+
+impl Upstream {
+    pub fn new(cfg: &Config) -> Result<Upstream, ConfigError> {
+        let proxies = parse_list(&cfg.upstream)?;
+        // reqwest is built without a bundled crypto provider; install ring once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("modgate/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(cfg.connect_timeout())
+            .read_timeout(cfg.read_timeout())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| ConfigError::Upstream(cfg.upstream.clone(), e.to_string()))?;
+        Ok(Upstream {
+            client,
+            proxies,
+            request_timeout: cfg.request_timeout(),
+            read_timeout: cfg.read_timeout(),
+        })
+    }
+
+    /// Whether any upstream proxy is configured (`off` gives none).
+    pub fn is_off(&self) -> bool {
+        self.proxies.is_empty()
+    }
+
+    /// Fetches a small file (`.info`, `.mod`, `list`, `@latest`) through the list.
+    pub async fn get(&self, path: &str, max: u64) -> Result<Bytes, UpstreamError> {
+        let mut last = UpstreamError::Off;
+        for p in &self.proxies {
+            let url = format!("{}/{}", p.base, path);
+            match self.get_url(&url, max).await {
+                Ok(b) => return Ok(b),
+                Err(e) => {
+                    let next = e.is_not_found() || p.fall_through_any;
+                    last = e;
+                    if !next {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Streams a large file (a zip) into `file` through the list, hashing it
+    /// as it arrives. Returns its size and lower-case hex SHA-256.
+    pub async fn download(
+        &self,
+        path: &str,
+        max: u64,
+        file: &mut tokio::fs::File,
+    ) -> Result<(u64, String), UpstreamError> {
+        let mut last = UpstreamError::Off;
+        for p in &self.proxies {
+            let url = format!("{}/{}", p.base, path);
+            // A previous proxy may have left a partial body.
+            file.set_len(0)
+                .await
+                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+            use tokio::io::AsyncSeekExt;
+            file.rewind()
+                .await
+                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+            match self.download_url(&url, max, file).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    let next = e.is_not_found() || p.fall_through_any;
+                    last = e;
+                    if !next {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Fetches one URL whole, bounded in size and time.
+    pub async fn get_url(&self, url: &str, max: u64) -> Result<Bytes, UpstreamError> {
+        let fut = async {
+            let mut resp = self.send(url).await?;
+            let want = resp.content_length();
+            if want.is_some_and(|n| n > max) {
+                return Err(UpstreamError::TooLarge {
+                    url: url.to_string(),
+                    limit: max,
+                });
+            }
+            let mut body = Vec::with_capacity(want.unwrap_or(0).min(max) as usize);
+            while let Some(chunk) = resp.chunk().await.map_err(|e| body_err(url, e))? {
+                if body.len() as u64 + chunk.len() as u64 > max {
+                    return Err(UpstreamError::TooLarge {
+                        url: url.to_string(),
+                        limit: max,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            check_length(url, body.len() as u64, want)?;
+            Ok(Bytes::from(body))
+        };
+        tokio::time::timeout(self.request_timeout, fut)
+            .await
+            .unwrap_or_else(|_| Err(UpstreamError::Timeout { url: url.into() }))
+    }
+
+    async fn download_url(
+        &self,
+        url: &str,
+        max: u64,
+        file: &mut tokio::fs::File,
+    ) -> Result<(u64, String), UpstreamError> {
+        let mut resp = tokio::time::timeout(self.request_timeout, self.send(url))
+            .await
+            .unwrap_or_else(|_| Err(UpstreamError::Timeout { url: url.into() }))?;
+        let want = resp.content_length();
+        if want.is_some_and(|n| n > max) {
+            return Err(UpstreamError::TooLarge {
+                url: url.to_string(),
+                limit: max,
+            });
+        }
+        let mut hasher = Sha256::new();
+        let mut got: u64 = 0;
+        loop {
+            // The stall timeout bounds each read, so a trickling upstream
+            // cannot hold a download (and its waiters) forever.
+            let chunk = tokio::time::timeout(self.read_timeout, resp.chunk())
+                .await
+                .map_err(|_| UpstreamError::Timeout { url: url.into() })?
+                .map_err(|e| body_err(url, e))?;
+            let Some(chunk) = chunk else { break };
+            got += chunk.len() as u64;
+            if got > max {
+                return Err(UpstreamError::TooLarge {
+                    url: url.to_string(),
+                    limit: max,
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+        }
+        check_length(url, got, want)?;
+        file.flush()
+            .await
+            .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+        file.sync_all()
+            .await
+            .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+        Ok((got, hex::encode(hasher.finalize())))
+    }
+
+    async fn send(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
+        let resp = self.client.get(url).send().await.map_err(|e| {
+            if e.is_timeout() {
+                UpstreamError::Timeout { url: url.into() }
+            } else {
+                UpstreamError::Unreachable {
+                    url: url.into(),
+                    reason: error_chain(&e),
+                }
+            }
+        })?;
+        let status = resp.status().as_u16();
+        if status == 200 {
+            return Ok(resp);
+        }
+        // Keep a short excerpt of the body: it often says why.
+        let body = tokio::time::timeout(Duration::from_secs(5), resp.bytes())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map(|b| {
+                let s = String::from_utf8_lossy(&b[..b.len().min(512)]).into_owned();
+                s.lines().next().unwrap_or("").trim().to_string()
+            })
+            .unwrap_or_default();
+        let url = url.to_string();
+        Err(match status {
+            404 | 410 => UpstreamError::NotFound { url, status, body },
+            _ => UpstreamError::Status { url, status, body },
+        })
+    }
+}
+
+fn body_err(url: &str, e: reqwest::Error) -> UpstreamError {
+    if e.is_timeout() {
+        UpstreamError::Timeout { url: url.into() }
+    } else {
+        UpstreamError::Unreachable {
+            url: url.into(),
+            reason: format!("reading body: {}", error_chain(&e)),
+        }
+    }
+}
+
+fn check_length(url: &str, got: u64, want: Option<u64>) -> Result<(), UpstreamError> {
+    match want {
+        Some(w) if w != got => Err(UpstreamError::Truncated {
+            url: url.to_string(),
+            got,
+            want: w,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An error with its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goproxy_lists() {
+        let l = parse_list("https://a.example, https://b.example|https://c.example/").unwrap();
+        assert_eq!(l.len(), 3);
+        assert!(!l[0].fall_through_any);
+        assert!(l[1].fall_through_any);
+        assert_eq!(l[2].base, "https://c.example");
+        assert!(parse_list("off").unwrap().is_empty());
+        assert!(parse_list("https://a.example,direct").is_err());
+        assert!(parse_list("https://a.example,,https://b").is_err());
+        assert!(parse_list("ftp://a").is_err());
+        assert!(parse_list("").is_err());
+    }
+}
