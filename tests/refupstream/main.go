@@ -29,6 +29,7 @@ import (
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 func main() {
@@ -116,7 +117,15 @@ func (u *upstream) serveSumdb(w http.ResponseWriter, r *http.Request, rest strin
 			http.NotFound(w, r)
 			return
 		}
-		http.ServeFile(w, r, filepath.Join(u.staticSumdb, filepath.FromSlash(clean)))
+		file := filepath.Join(u.staticSumdb, filepath.FromSlash(clean))
+		if _, err := os.Stat(file); err != nil {
+			if data, ok := widerTile(u.staticSumdb, clean); ok {
+				w.Header().Set("Content-Type", "application/octet-stream")
+				w.Write(data)
+				return
+			}
+		}
+		http.ServeFile(w, r, file)
 		return
 	}
 	r2 := r.Clone(r.Context())
@@ -237,4 +246,24 @@ func writeJSON(w http.ResponseWriter, v interface{}) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// widerTile answers a request for a partial hash tile missing from a
+// static sumdb directory with the prefix of a wider copy of the same tile
+// (the full tile or a wider partial one), exactly as a live server would
+// have served it: hash tiles only grow at the end.
+func widerTile(dir, rest string) ([]byte, bool) {
+	t, err := tlog.ParseTilePath(strings.TrimPrefix(rest, "/"))
+	if err != nil || t.L < 0 {
+		return nil, false
+	}
+	for w := 1 << uint(t.H); w > t.W; w-- {
+		wider := t
+		wider.W = w
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(wider.Path())))
+		if err == nil && len(data) >= t.W*tlog.HashSize {
+			return data[:t.W*tlog.HashSize], true
+		}
+	}
+	return nil, false
 }
