@@ -69,11 +69,12 @@ func (u *upstream) sumdbHandler() *sumdb.Server {
 	return u.handler
 }
 
-func (u *upstream) count(p string) {
+// count records a hit for the request path and logs the request.
+func (u *upstream) count(r *http.Request) {
 	u.mu.Lock()
-	u.counters[p]++
+	u.counters[r.URL.Path]++
 	u.mu.Unlock()
-	log.Printf("GET %s", p)
+	log.Printf("%s %s", r.Method, r.URL.Path)
 }
 
 // misbehave applies an outage for role ("proxy" or "sumdb") and reports

@@ -86,7 +86,7 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.serveControl(w, r)
 		return
 	}
-	u.count(p)
+	u.count(r)
 	sumPrefix := "/sumdb/" + u.name + "/"
 	if strings.HasPrefix(p, "/sumdb/") {
 		if u.misbehave(w, r, "sumdb") {
