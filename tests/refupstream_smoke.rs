@@ -358,3 +358,31 @@ fn static_proxy_and_sumdb_serve_real_fixtures() {
         assert_eq!(res.go_mod_sum, m.gomodsum);
     }
 }
+
+#[test]
+fn static_proxy_with_generated_sumdb() {
+    let proxy_dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/realdata/sum.golang.org-2020/proxy"
+    );
+    let up = RefUpstream::start(&["-static-proxy", proxy_dir]);
+    // The built-in modules are replaced by the directory's.
+    assert!(
+        !up.modules()
+            .iter()
+            .any(|m| m.path.starts_with("example.com/"))
+    );
+    assert_eq!(
+        up.get("/github.com/!burnt!sushi/toml/@v/list").text(),
+        "v0.3.1\n"
+    );
+    let go = GoClient::new();
+    let r = go.mod_download_json(&up.url, &up.gosumdb(), &["github.com/pkg/errors@v0.9.1"]);
+    assert_eq!(r[0].error, "", "{r:?}");
+    // Real-world hash of github.com/pkg/errors v0.9.1.
+    assert_eq!(r[0].sum, "h1:FEBLx1zS214owpjy7qsBeixbURkuhQAwrK5UwLGTwt4=");
+    up.tamper("github.com/pkg/errors", "v0.9.1", "zip");
+    let fresh = GoClient::new();
+    let r = fresh.mod_download_json(&up.url, &up.gosumdb(), &["github.com/pkg/errors@v0.9.1"]);
+    assert!(r[0].error.contains("SECURITY ERROR"), "{r:?}");
+}

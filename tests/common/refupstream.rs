@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use super::gobuild::go_binary;
@@ -23,6 +23,8 @@ pub struct RefUpstream {
     /// Checksum database name (default `refsum.test`).
     pub sumdb_name: String,
     child: Child,
+    // Kept open so a late write to stdout can never SIGPIPE the server.
+    _stdout: BufReader<ChildStdout>,
     log: tempfile::NamedTempFile,
 }
 
@@ -51,11 +53,12 @@ impl RefUpstream {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
+        let mut stdout = BufReader::new(stdout);
         let (mut url, mut vkey, mut name) = (None, None, None);
         while url.is_none() || vkey.is_none() || name.is_none() {
-            let line = match lines.next() {
-                Some(Ok(l)) => l,
+            let mut line = String::new();
+            match stdout.read_line(&mut line) {
+                Ok(n) if n > 0 => {}
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -76,6 +79,7 @@ impl RefUpstream {
             vkey: vkey.unwrap(),
             sumdb_name: name.unwrap(),
             child,
+            _stdout: stdout,
             log,
         }
     }
