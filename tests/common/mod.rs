@@ -3,4 +3,6 @@
 #![allow(dead_code)]
 
 pub mod gobuild;
+pub mod goclient;
 pub mod modgate;
+pub mod refupstream;
