@@ -216,12 +216,12 @@ pub(crate) fn check_elem(elem: &str, rules: Rules) -> Result<(), PathReason> {
     }
 
     // Windows short names (`PROGRA~1`) only matter for import paths.
-    if rules != Rules::File {
-        if let Some((_, suffix)) = short.rsplit_once('~') {
-            if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(PathReason::TildeDigits);
-            }
-        }
+    if rules != Rules::File
+        && let Some((_, suffix)) = short.rsplit_once('~')
+        && !suffix.is_empty()
+        && suffix.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(PathReason::TildeDigits);
     }
     Ok(())
 }
