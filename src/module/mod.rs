@@ -6,6 +6,8 @@ pub mod semver;
 pub mod version;
 
 #[cfg(test)]
+mod oracle_tests;
+#[cfg(test)]
 mod proptests;
 
 pub use path::{
