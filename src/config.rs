@@ -12,7 +12,8 @@ use serde::Deserialize;
 pub const REFERENCE_TOML: &str = include_str!("../config/modgate.toml");
 
 /// The well-known key of the public Go checksum database.
-pub const SUM_GOLANG_ORG_KEY: &str = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+pub const SUM_GOLANG_ORG_KEY: &str =
+    "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
 
 /// modgate's whole configuration. Unknown keys in a file are an error.
 #[derive(Debug, Clone, Deserialize)]
@@ -193,7 +194,11 @@ impl SumdbSpec {
                 "https://sum.golang.google.cn",
             ),
             k if k.contains('+') => (k.to_string(), ""),
-            _ => return Err(err("unknown checksum database: give its key as `name+hash+key`")),
+            _ => {
+                return Err(err(
+                    "unknown checksum database: give its key as `name+hash+key`",
+                ));
+            }
         };
         let name = vkey.split('+').next().unwrap_or_default().to_string();
         let url = match url {

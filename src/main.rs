@@ -86,7 +86,9 @@ impl ServeArgs {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MODGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -98,7 +100,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = args.config()?;
     init_logging(&cfg.log_format);
     let listen = cfg.listen.clone();
-    let (upstream, sumdb, data_dir) = (cfg.upstream.clone(), cfg.sumdb.clone(), cfg.data_dir.clone());
+    let (upstream, sumdb, data_dir) = (
+        cfg.upstream.clone(),
+        cfg.sumdb.clone(),
+        cfg.data_dir.clone(),
+    );
     let state = server::build(cfg)?;
     let listener = server::bind(&listen).await?;
     tracing::info!(addr = %listener.local_addr()?, %upstream, %sumdb, data_dir = %data_dir.display(), "modgate serving");

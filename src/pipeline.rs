@@ -24,10 +24,12 @@ use tokio::io::AsyncReadExt;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::flight::Flights;
-use crate::modzip;
 use crate::module::semver;
+use crate::modzip;
 use crate::protocol::{Kind, ModPath, ModVersion};
-use crate::store::{Blob, Entry, Meta, Spool, Store, StoreError, Verification, artifact_key, now_secs};
+use crate::store::{
+    Blob, Entry, Meta, Spool, Store, StoreError, Verification, artifact_key, now_secs,
+};
 use crate::sumdb::client::{Client, ClientError};
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -113,7 +115,11 @@ impl Pipeline {
     /// An artifact ready to stream: from the store, or through a verified miss.
     /// A blob found corrupt on disk is dropped from the index and fetched and
     /// verified again rather than served.
-    pub async fn open(self: &Arc<Self>, mv: &ModVersion, kind: Kind) -> Result<(Entry, Blob, Cache)> {
+    pub async fn open(
+        self: &Arc<Self>,
+        mv: &ModVersion,
+        kind: Kind,
+    ) -> Result<(Entry, Blob, Cache)> {
         let (entry, cache) = self.artifact(mv, kind).await?;
         match self.store.open(&entry).await {
             Ok(blob) => Ok((entry, blob, cache)),
@@ -171,10 +177,15 @@ impl Pipeline {
         let lookup = self.lookup(mv).await?;
         let got = modzip::hash_go_mod(&data);
         if got != lookup.mod_h1 {
-            return Err(self.refuse(mv, Kind::Mod, format!(
-                "go.mod checksum mismatch: upstream served {got}, {} has {}",
-                self.sumdb.name(), lookup.mod_h1
-            )));
+            return Err(self.refuse(
+                mv,
+                Kind::Mod,
+                format!(
+                    "go.mod checksum mismatch: upstream served {got}, {} has {}",
+                    self.sumdb.name(),
+                    lookup.mod_h1
+                ),
+            ));
         }
         let entry = self.entry(mv, Kind::Mod, &data, got, &lookup);
         Ok(self.store.commit_bytes(&data, entry).await?)
@@ -186,9 +197,11 @@ impl Pipeline {
         let go_mod = self.read_small(&mod_entry).await?;
         let lookup = self.lookup(mv).await?;
         let Some(want) = lookup.zip_h1.clone() else {
-            return Err(self.refuse(mv, Kind::Zip, format!(
-                "{} has no zip hash for this version", self.sumdb.name()
-            )));
+            return Err(self.refuse(
+                mv,
+                Kind::Zip,
+                format!("{} has no zip hash for this version", self.sumdb.name()),
+            ));
         };
 
         // Stream to a spool file; the Spool guard deletes it on any early return.
@@ -196,7 +209,11 @@ impl Pipeline {
         let mut spool = Spool::new(path, String::new(), 0);
         let (size, digest) = self
             .upstream
-            .download(&mv.artifact_path(Kind::Zip), self.cfg.limits.max_zip_bytes, &mut file)
+            .download(
+                &mv.artifact_path(Kind::Zip),
+                self.cfg.limits.max_zip_bytes,
+                &mut file,
+            )
             .await
             .map_err(|e| upstream_error(mv, Kind::Zip, e))?;
         drop(file);
@@ -204,16 +221,26 @@ impl Pipeline {
         spool.digest = digest;
 
         // Zip rules and h1 in one streaming pass, off the async runtime.
-        let (p, m, v) = (spool.path.clone(), mv.path().to_string(), mv.version().to_string());
-        let checked = tokio::task::spawn_blocking(move || modzip::check_zip(&p, &m, &v, Some(&go_mod)))
-            .await
-            .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
-            .map_err(|e| self.refuse(mv, Kind::Zip, format!("invalid module zip: {e}")))?;
+        let (p, m, v) = (
+            spool.path.clone(),
+            mv.path().to_string(),
+            mv.version().to_string(),
+        );
+        let checked =
+            tokio::task::spawn_blocking(move || modzip::check_zip(&p, &m, &v, Some(&go_mod)))
+                .await
+                .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
+                .map_err(|e| self.refuse(mv, Kind::Zip, format!("invalid module zip: {e}")))?;
         if checked.h1 != want {
-            return Err(self.refuse(mv, Kind::Zip, format!(
-                "zip checksum mismatch: upstream served {}, {} has {want}",
-                checked.h1, self.sumdb.name()
-            )));
+            return Err(self.refuse(
+                mv,
+                Kind::Zip,
+                format!(
+                    "zip checksum mismatch: upstream served {}, {} has {want}",
+                    checked.h1,
+                    self.sumdb.name()
+                ),
+            ));
         }
         let entry = Entry {
             module: mv.path().to_string(),
@@ -231,14 +258,18 @@ impl Pipeline {
     fn mod_first<'a>(
         self: &'a Arc<Self>,
         mv: &'a ModVersion,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(Entry, Cache)>> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(Entry, Cache)>> + Send + 'a>>
+    {
         Box::pin(self.artifact(mv, Kind::Mod))
     }
 
     async fn miss_info(self: &Arc<Self>, mv: &ModVersion) -> Result<Entry> {
         let data = self
             .upstream
-            .get(&mv.artifact_path(Kind::Info), self.cfg.limits.max_meta_bytes)
+            .get(
+                &mv.artifact_path(Kind::Info),
+                self.cfg.limits.max_meta_bytes,
+            )
             .await
             .map_err(|e| upstream_error(mv, Kind::Info, e))?;
         let info = parse_info(&data).map_err(|reason| {
@@ -249,7 +280,8 @@ impl Pipeline {
             tracing::warn!(module = %mv.path(), version = %mv.version(), served = %info.version,
                 "upstream .info names another version");
             return Err(Error::UpstreamUnavailable(format!(
-                "{mv}: upstream .info names version {:?}", info.version
+                "{mv}: upstream .info names version {:?}",
+                info.version
             )));
         }
         // Only versions the checksum database knows are served.
@@ -296,7 +328,12 @@ impl Pipeline {
     pub async fn list(self: &Arc<Self>, m: &ModPath) -> Result<(Bytes, Cache)> {
         let local = self.cached_versions(m).await?;
         let (upstream, cache) = self
-            .cached_meta(m, "list", &format!("{}/@v/list", m.escaped()), !local.is_empty())
+            .cached_meta(
+                m,
+                "list",
+                &format!("{}/@v/list", m.escaped()),
+                !local.is_empty(),
+            )
             .await?;
         let mut versions: Vec<String> = upstream
             .lines()
@@ -321,7 +358,9 @@ impl Pipeline {
             let mut versions = self.cached_versions(m).await?;
             versions.sort_by(|a, b| semver::compare(a, b));
             for v in versions.iter().rev() {
-                let Ok(mv) = ModVersion::new(m.as_str(), v) else { continue };
+                let Ok(mv) = ModVersion::new(m.as_str(), v) else {
+                    continue;
+                };
                 if let Some(e) = self.store.entry(&mv, Kind::Info).await? {
                     return Ok((Bytes::from(self.read_small(&e).await?), Cache::Hit));
                 }
@@ -343,15 +382,20 @@ impl Pipeline {
         if self.cfg.offline {
             return Err(Error::Offline(format!("{m}@{query}")));
         }
-        let esc = crate::module::escape_version(query)
-            .map_err(|e| Error::BadRequest(e.to_string()))?;
+        let esc =
+            crate::module::escape_version(query).map_err(|e| Error::BadRequest(e.to_string()))?;
         let data = self
             .upstream
-            .get(&format!("{}/@v/{esc}.info", m.escaped()), self.cfg.limits.max_meta_bytes)
+            .get(
+                &format!("{}/@v/{esc}.info", m.escaped()),
+                self.cfg.limits.max_meta_bytes,
+            )
             .await
             .map_err(|e| upstream_meta_error(m, e))?;
         parse_info(&data).map_err(|r| {
-            Error::UpstreamUnavailable(format!("{m}@{query}: upstream served an invalid .info: {r}"))
+            Error::UpstreamUnavailable(format!(
+                "{m}@{query}: upstream served an invalid .info: {r}"
+            ))
         })?;
         Ok(data)
     }
@@ -383,12 +427,19 @@ impl Pipeline {
                 return Ok((c.body.clone(), Cache::Hit));
             }
         }
-        match self.upstream.get(upstream_path, self.cfg.limits.max_meta_bytes).await {
+        match self
+            .upstream
+            .get(upstream_path, self.cfg.limits.max_meta_bytes)
+            .await
+        {
             Ok(data) => {
                 let body = String::from_utf8(data.to_vec()).map_err(|_| {
                     Error::UpstreamUnavailable(format!("{m}: upstream {what} is not UTF-8"))
                 })?;
-                let c = CachedMeta { fetched_at: now_secs(), body };
+                let c = CachedMeta {
+                    fetched_at: now_secs(),
+                    body,
+                };
                 let raw = serde_json::to_vec(&c).map_err(|e| Error::Internal(e.to_string()))?;
                 self.store.meta_put(Meta::List, &key, &raw).await?;
                 Ok((c.body, Cache::Miss))
@@ -426,7 +477,11 @@ impl Pipeline {
     async fn read_small(&self, entry: &Entry) -> Result<Vec<u8>> {
         let mut blob = self.store.open(entry).await?;
         let mut buf = Vec::with_capacity(blob.size as usize);
-        let limit = self.cfg.limits.max_mod_bytes.max(self.cfg.limits.max_meta_bytes);
+        let limit = self
+            .cfg
+            .limits
+            .max_mod_bytes
+            .max(self.cfg.limits.max_meta_bytes);
         (&mut blob.reader)
             .take(limit)
             .read_to_end(&mut buf)
@@ -446,7 +501,14 @@ impl Pipeline {
         }
     }
 
-    fn entry(&self, mv: &ModVersion, kind: Kind, data: &[u8], h1: String, lookup: &Lookup) -> Entry {
+    fn entry(
+        &self,
+        mv: &ModVersion,
+        kind: Kind,
+        data: &[u8],
+        h1: String,
+        lookup: &Lookup,
+    ) -> Entry {
         use sha2::Digest;
         Entry {
             module: mv.path().to_string(),
@@ -481,7 +543,9 @@ impl Pipeline {
             e => {
                 tracing::warn!(module = %mv.path(), version = %mv.version(), sumdb = name, error = %e,
                     "checksum database unavailable");
-                let msg = format!("{mv}: cannot be verified now: checksum database {name} unavailable: {e}");
+                let msg = format!(
+                    "{mv}: cannot be verified now: checksum database {name} unavailable: {e}"
+                );
                 if e.to_string().contains("timed out") {
                     Error::Timeout(msg)
                 } else {
@@ -519,7 +583,9 @@ fn upstream_meta_error(m: &ModPath, e: UpstreamError) -> Error {
 
 fn upstream_to_error(what: String, e: UpstreamError) -> Error {
     match e {
-        UpstreamError::NotFound { status: 410, body, .. } => Error::Gone(format!("{what}: {body}")),
+        UpstreamError::NotFound {
+            status: 410, body, ..
+        } => Error::Gone(format!("{what}: {body}")),
         UpstreamError::NotFound { body, .. } => Error::NotFound(format!("{what}: {body}")),
         UpstreamError::Off => Error::NotFound(format!("{what}: no upstream configured")),
         UpstreamError::Timeout { .. } => Error::Timeout(format!("{what}: upstream timed out: {e}")),

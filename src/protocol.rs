@@ -62,6 +62,11 @@ impl ModVersion {
     /// Validates an unescaped module path and version.
     pub fn new(path: &str, version: &str) -> Result<ModVersion, ParseError> {
         module::check(path, version).map_err(|e| ParseError::BadRequest(e.to_string()))?;
+        if module::canonical_version(version) != version {
+            return Err(ParseError::BadRequest(format!(
+                "{path}@{version}: version is not canonical"
+            )));
+        }
         Ok(ModVersion {
             path: path.to_string(),
             version: version.to_string(),
@@ -199,9 +204,9 @@ pub fn parse(raw_path: &str) -> Result<Request, ParseError> {
         if esc_ver.contains('/') {
             return Err(bad("version must not contain /"));
         }
-        let version = module::unescape_version(esc_ver)
-            .map_err(|e| ParseError::BadRequest(e.to_string()))?;
-        if module::semver::canonical(&version) != version {
+        let version =
+            module::unescape_version(esc_ver).map_err(|e| ParseError::BadRequest(e.to_string()))?;
+        if module::canonical_version(&version) != version {
             // Only `.info` may name a query; `.mod`/`.zip` need the exact version.
             return match kind {
                 Kind::Info => Ok(Request::InfoQuery(module, version)),
@@ -223,8 +228,7 @@ pub fn parse(raw_path: &str) -> Result<Request, ParseError> {
 }
 
 fn decode_path(escaped: &str) -> Result<ModPath, ParseError> {
-    let path =
-        module::unescape_path(escaped).map_err(|e| ParseError::BadRequest(e.to_string()))?;
+    let path = module::unescape_path(escaped).map_err(|e| ParseError::BadRequest(e.to_string()))?;
     ModPath::new(&path)
 }
 
@@ -263,8 +267,14 @@ fn parse_sumdb(rest: &str) -> Result<Request, ParseError> {
             )));
         }
     };
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
-        return Err(ParseError::NotFound("malformed checksum database name".into()));
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    {
+        return Err(ParseError::NotFound(
+            "malformed checksum database name".into(),
+        ));
     }
     Ok(Request::Sumdb {
         name: name.to_string(),
@@ -333,15 +343,41 @@ mod tests {
             ok("/golang.org/x/text/@latest"),
             Request::Latest(ModPath::new("golang.org/x/text").unwrap())
         );
-        assert!(matches!(ok("/golang.org/x/text/@v/master.info"), Request::InfoQuery(_, q) if q == "master"));
+        assert!(
+            matches!(ok("/golang.org/x/text/@v/master.info"), Request::InfoQuery(_, q) if q == "master")
+        );
     }
 
     #[test]
     fn sumdb_paths() {
-        assert!(matches!(ok("/sumdb/sum.golang.org/supported"), Request::Sumdb { req: SumdbRequest::Supported, .. }));
-        assert!(matches!(ok("/sumdb/sum.golang.org/latest"), Request::Sumdb { req: SumdbRequest::Latest, .. }));
-        assert!(matches!(ok("/sumdb/sum.golang.org/lookup/github.com/!burnt!sushi/toml@v0.3.1"), Request::Sumdb { req: SumdbRequest::Lookup(_), .. }));
-        assert!(matches!(ok("/sumdb/sum.golang.org/tile/8/0/x002/891.p/158"), Request::Sumdb { req: SumdbRequest::Tile(_), .. }));
+        assert!(matches!(
+            ok("/sumdb/sum.golang.org/supported"),
+            Request::Sumdb {
+                req: SumdbRequest::Supported,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("/sumdb/sum.golang.org/latest"),
+            Request::Sumdb {
+                req: SumdbRequest::Latest,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("/sumdb/sum.golang.org/lookup/github.com/!burnt!sushi/toml@v0.3.1"),
+            Request::Sumdb {
+                req: SumdbRequest::Lookup(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("/sumdb/sum.golang.org/tile/8/0/x002/891.p/158"),
+            Request::Sumdb {
+                req: SumdbRequest::Tile(_),
+                ..
+            }
+        ));
         assert!(parse("/sumdb/sum.golang.org/tile/../../etc").is_err());
     }
 

@@ -43,10 +43,12 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let spec = cfg.sumdb_spec()?;
     let upstream = Upstream::new(&cfg)?;
     let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(&cfg.data_dir).map_err(|source| StartError::Store {
-            path: cfg.data_dir.clone(),
-            source,
-        })?);
+        Arc::new(
+            EmbeddedStore::open(&cfg.data_dir).map_err(|source| StartError::Store {
+                path: cfg.data_dir.clone(),
+                source,
+            })?,
+        );
     let ops = SumdbOps {
         name: spec.name.clone(),
         base_url: spec.url.clone(),
@@ -56,17 +58,20 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         max_bytes: cfg.limits.max_meta_bytes,
         offline: cfg.offline,
     };
-    let client = Client::new(Arc::new(ops), &spec.vkey).map_err(|e| StartError::Key(e.to_string()))?;
+    let client =
+        Client::new(Arc::new(ops), &spec.vkey).map_err(|e| StartError::Key(e.to_string()))?;
     let pipeline = Pipeline::new(store, upstream, Arc::new(client), cfg);
     Ok(AppState { pipeline })
 }
 
 /// Binds the configured address.
 pub async fn bind(addr: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Listen {
-        addr: addr.to_string(),
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.

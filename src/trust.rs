@@ -48,7 +48,10 @@ impl ClientOps for SumdbOps {
     }
 
     async fn read_config(&self, file: &str) -> Result<Option<Vec<u8>>, ClientError> {
-        self.store.meta_get(Meta::Trust, file).await.map_err(store_err)
+        self.store
+            .meta_get(Meta::Trust, file)
+            .await
+            .map_err(store_err)
     }
 
     async fn write_config(
@@ -64,7 +67,10 @@ impl ClientOps for SumdbOps {
     }
 
     async fn read_cache(&self, file: &str) -> Result<Option<Vec<u8>>, ClientError> {
-        self.store.meta_get(Meta::Tile, file).await.map_err(store_err)
+        self.store
+            .meta_get(Meta::Tile, file)
+            .await
+            .map_err(store_err)
     }
 
     async fn write_cache(&self, file: &str, data: &[u8]) -> Result<(), ClientError> {
@@ -75,11 +81,9 @@ impl ClientOps for SumdbOps {
     }
 
     async fn security_error(&self, evidence: &ForkEvidence) {
-        let dir = self.evidence_dir.join(format!(
-            "{}-fork-{}",
-            self.name,
-            crate::store::now_secs()
-        ));
+        let dir =
+            self.evidence_dir
+                .join(format!("{}-fork-{}", self.name, crate::store::now_secs()));
         let write = async {
             tokio::fs::create_dir_all(&dir).await?;
             tokio::fs::write(dir.join("old_note"), &evidence.old_note).await?;

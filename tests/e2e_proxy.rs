@@ -31,8 +31,12 @@ fn start_modgate(up: &RefUpstream, data: &Path) -> Modgate {
 fn stored(data: &Path, module: &str, version: &str, kind: Kind) -> bool {
     let store = EmbeddedStore::open(data).expect("store opens");
     let mv = ModVersion::new(module, version).expect("valid");
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    rt.block_on(store.entry(&mv, kind)).expect("index").is_some()
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(store.entry(&mv, kind))
+        .expect("index")
+        .is_some()
 }
 
 #[test]
@@ -74,7 +78,10 @@ fn go_build_of_a_module_graph_through_modgate() {
     let env = [("GOPROXY", mg.url.as_str()), ("GOSUMDB", gosumdb.as_str())];
     let (_dir, out) = go.build_main(
         "example.com/main",
-        &[("example.com/app", "v1.0.0"), ("example.com/nested", "v1.0.0")],
+        &[
+            ("example.com/app", "v1.0.0"),
+            ("example.com/nested", "v1.0.0"),
+        ],
         &["example.com/app", "example.com/nested"],
         &env,
     );
@@ -97,7 +104,10 @@ fn refuses_tampered(what: &str, client_env: &[(&str, &str)]) {
     let body = String::from_utf8_lossy(&body).to_string();
     assert_eq!(status, 403, "{body}");
     assert_eq!(ct, "text/plain; charset=utf-8");
-    assert!(body.starts_with("SECURITY: example.com/hello@v1.1.0: "), "{body}");
+    assert!(
+        body.starts_with("SECURITY: example.com/hello@v1.1.0: "),
+        "{body}"
+    );
     assert!(body.contains("checksum mismatch"), "{body}");
 
     // The go command, even one that verifies nothing itself, is refused and
@@ -105,11 +115,17 @@ fn refuses_tampered(what: &str, client_env: &[(&str, &str)]) {
     let go = GoClient::new();
     let mut env = vec![("GOPROXY", mg.url.as_str())];
     env.extend_from_slice(client_env);
-    let out = go.run(&["mod", "download", "-json", "example.com/hello@v1.1.0"], &env);
+    let out = go.run(
+        &["mod", "download", "-json", "example.com/hello@v1.1.0"],
+        &env,
+    );
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("403"), "{text}");
-    assert!(text.contains("SECURITY: example.com/hello@v1.1.0"), "{text}");
+    assert!(
+        text.contains("SECURITY: example.com/hello@v1.1.0"),
+        "{text}"
+    );
 
     // Nothing unverified reached the store; honest neighbours still work.
     let ok = go.mod_download_json_env(&["example.com/hello@v1.0.0"], &env);
@@ -117,7 +133,12 @@ fn refuses_tampered(what: &str, client_env: &[(&str, &str)]) {
     mg.stop();
     let kind = if what == "zip" { Kind::Zip } else { Kind::Mod };
     assert!(!stored(data.path(), "example.com/hello", "v1.1.0", kind));
-    assert!(stored(data.path(), "example.com/hello", "v1.0.0", Kind::Zip));
+    assert!(stored(
+        data.path(),
+        "example.com/hello",
+        "v1.0.0",
+        Kind::Zip
+    ));
 }
 
 #[test]
@@ -142,7 +163,10 @@ fn tampered_go_mod_is_refused_with_gosumdb_off() {
 fn tampered_go_mod_is_refused_with_goprivate() {
     refuses_tampered(
         "mod",
-        &[("GOSUMDB", "sum.golang.org"), ("GOPRIVATE", "example.com/*")],
+        &[
+            ("GOSUMDB", "sum.golang.org"),
+            ("GOPRIVATE", "example.com/*"),
+        ],
     );
 }
 

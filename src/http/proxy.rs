@@ -48,7 +48,10 @@ async fn serve(st: &AppState, req: Request, log: &mut RequestLog) -> Result<Resp
             Ok(Response::builder()
                 .header(header::CONTENT_TYPE, kind.content_type())
                 .header(header::CONTENT_LENGTH, entry.size)
-                .header(header::CACHE_CONTROL, format!("public, max-age={max_age}, immutable"))
+                .header(
+                    header::CACHE_CONTROL,
+                    format!("public, max-age={max_age}, immutable"),
+                )
                 .header(header::ETAG, format!("\"{}\"", entry.digest))
                 .body(body)
                 .map_err(|e| Error::Internal(e.to_string()))?)

@@ -67,7 +67,11 @@ impl EmbeddedStore {
     fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
         // Digests come from our own hashing, but the index could be damaged:
         // never build a path from anything but 64 lower-case hex digits.
-        if digest.len() != 64 || !digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if digest.len() != 64
+            || !digest
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(StoreError::Corrupt {
                 digest: digest.to_string(),
                 reason: "not a SHA-256 hex digest".into(),
@@ -101,8 +105,12 @@ impl EmbeddedStore {
     async fn install_blob(&self, from: &Path, digest: &str) -> StoreResult<()> {
         let dest = self.blob_path(digest)?;
         let dir = dest.parent().unwrap_or(&self.root).to_owned();
-        tokio::fs::create_dir_all(&dir).await.map_err(io_err(&dir))?;
-        tokio::fs::rename(from, &dest).await.map_err(io_err(&dest))?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(io_err(&dir))?;
+        tokio::fs::rename(from, &dest)
+            .await
+            .map_err(io_err(&dest))?;
         // fsync the directory so the rename itself survives a power cut.
         let d = dir.clone();
         tokio::task::spawn_blocking(move || std::fs::File::open(&d).and_then(|f| f.sync_all()))
@@ -116,11 +124,7 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn spool_file(&self) -> StoreResult<(PathBuf, tokio::fs::File)> {
-        let name = format!(
-            "{}-{:016x}.part",
-            std::process::id(),
-            rand_u64()
-        );
+        let name = format!("{}-{:016x}.part", std::process::id(), rand_u64());
         let path = self.root.join("tmp").join(name);
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -142,10 +146,12 @@ impl Store for EmbeddedStore {
 
     async fn open(&self, entry: &Entry) -> StoreResult<Blob> {
         let path = self.blob_path(&entry.digest)?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| StoreError::Corrupt {
-            digest: entry.digest.clone(),
-            reason: e.to_string(),
-        })?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StoreError::Corrupt {
+                digest: entry.digest.clone(),
+                reason: e.to_string(),
+            })?;
         let meta = file.metadata().await.map_err(io_err(&path))?;
         if meta.len() != entry.size {
             return Err(StoreError::Corrupt {
@@ -176,7 +182,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
-        let old = self.index.remove(artifact_key(mv, kind)).map_err(index_err)?;
+        let old = self
+            .index
+            .remove(artifact_key(mv, kind))
+            .map_err(index_err)?;
         self.db.flush_async().await.map_err(index_err)?;
         Ok(old.is_some())
     }

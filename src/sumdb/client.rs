@@ -44,7 +44,12 @@ pub struct Verified {
 pub trait ClientOps: Send + Sync {
     async fn read_remote(&self, path: &str) -> Result<Vec<u8>, ClientError>;
     async fn read_config(&self, file: &str) -> Result<Option<Vec<u8>>, ClientError>;
-    async fn write_config(&self, file: &str, old: Option<&[u8]>, new: &[u8]) -> Result<(), ClientError>;
+    async fn write_config(
+        &self,
+        file: &str,
+        old: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<(), ClientError>;
     async fn read_cache(&self, file: &str) -> Result<Option<Vec<u8>>, ClientError>;
     async fn write_cache(&self, file: &str, data: &[u8]) -> Result<(), ClientError>;
     async fn security_error(&self, evidence: &ForkEvidence);
@@ -55,13 +60,19 @@ pub struct Client {
 }
 impl Client {
     pub fn new(ops: Arc<dyn ClientOps>, vkey: &str) -> Result<Client, ClientError> {
-        Ok(Client { name: vkey.split('+').next().unwrap_or("").into(), ops })
+        Ok(Client {
+            name: vkey.split('+').next().unwrap_or("").into(),
+            ops,
+        })
     }
     pub fn name(&self) -> &str {
         &self.name
     }
     pub async fn lookup(&self, path: &str, version: &str) -> Result<Verified, ClientError> {
-        let _ = self.ops.read_remote(&format!("lookup/{path}@{version}")).await?;
+        let _ = self
+            .ops
+            .read_remote(&format!("lookup/{path}@{version}"))
+            .await?;
         Err(ClientError::Security("stub".into()))
     }
 }

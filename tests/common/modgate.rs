@@ -69,7 +69,8 @@ impl Modgate {
             let _ = tx.send(());
         }
         if let (Some(rt), Some(task)) = (self.rt.as_ref(), self.task.take()) {
-            let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+            let _ =
+                rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
         }
         if let Some(rt) = self.rt.take() {
             rt.shutdown_timeout(Duration::from_secs(5));
