@@ -130,12 +130,7 @@ fn check_zip_cases(with_module_rules: bool) -> usize {
             }
             n += 1;
             let mut entries = valid.clone();
-            let bad = files
-                .iter()
-                .filter(|(n, _)| n == file)
-                .last()
-                .unwrap()
-                .clone();
+            let bad = files.iter().rfind(|(n, _)| n == file).unwrap().clone();
             entries.push(bad);
             let e = run_zip(&entries, &module, &version).unwrap_err();
             assert_eq!(e.to_string(), format!("{file}: {msg}"), "{e:?}");
@@ -183,7 +178,8 @@ fn xmod_size_limit_tests_scaled() {
             &limits,
         )
     };
-    let cases: Vec<(&str, Vec<(&str, usize)>, &str)> = vec![
+    type Case = (&'static str, Vec<(&'static str, usize)>, &'static str);
+    let cases: Vec<Case> = vec![
         ("one_large", vec![("large.go", 1000)], ""),
         (
             "one_too_large",
