@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
@@ -258,8 +259,7 @@ impl Pipeline {
     fn mod_first<'a>(
         self: &'a Arc<Self>,
         mv: &'a ModVersion,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(Entry, Cache)>> + Send + 'a>>
-    {
+    ) -> BoxFuture<'a, Result<(Entry, Cache)>> {
         Box::pin(self.artifact(mv, Kind::Mod))
     }
 
@@ -294,10 +294,10 @@ impl Pipeline {
     /// through the sumdb client (one lookup serves `.info`, `.mod` and `.zip`).
     pub async fn lookup(self: &Arc<Self>, mv: &ModVersion) -> Result<Lookup> {
         let key = format!("{}/{mv}", self.sumdb.name());
-        if let Some(raw) = self.store.meta_get(Meta::Lookup, &key).await? {
-            if let Ok(l) = serde_json::from_slice(&raw) {
-                return Ok(l);
-            }
+        if let Some(raw) = self.store.meta_get(Meta::Lookup, &key).await?
+            && let Ok(l) = serde_json::from_slice(&raw)
+        {
+            return Ok(l);
         }
         let this = self.clone();
         let owned = mv.clone();
@@ -422,10 +422,10 @@ impl Pipeline {
                 None => Err(Error::Offline(format!("{m} {what}"))),
             };
         }
-        if let Some(c) = &cached {
-            if now_secs().saturating_sub(c.fetched_at) < self.cfg.cache.list_ttl_secs {
-                return Ok((c.body.clone(), Cache::Hit));
-            }
+        if let Some(c) = &cached
+            && now_secs().saturating_sub(c.fetched_at) < self.cfg.cache.list_ttl_secs
+        {
+            return Ok((c.body.clone(), Cache::Hit));
         }
         match self
             .upstream

@@ -19,10 +19,7 @@ pub enum ZipError {
     Module(#[source] crate::module::ModuleError),
     /// The version cannot be part of a zip prefix.
     #[error("malformed version {version:?}: {reason}")]
-    Version {
-        version: String,
-        reason: String,
-    },
+    Version { version: String, reason: String },
 
     // ---- zip container ----
     /// The zip file itself is larger than the limit.

@@ -16,11 +16,13 @@ pub struct Modgate {
 
 /// A config for tests: the given upstream and sumdb, data in `data_dir`, short timeouts.
 pub fn test_config(data_dir: &Path, upstream: &str, sumdb: &str) -> Config {
-    let mut c = Config::default();
-    c.data_dir = data_dir.to_path_buf();
-    c.upstream = upstream.to_string();
-    c.sumdb = sumdb.to_string();
-    c.listen = "127.0.0.1:0".into();
+    let mut c = Config {
+        data_dir: data_dir.to_path_buf(),
+        upstream: upstream.to_string(),
+        sumdb: sumdb.to_string(),
+        listen: "127.0.0.1:0".into(),
+        ..Config::default()
+    };
     c.timeouts.connect_secs = 5;
     c.timeouts.request_secs = 20;
     c.timeouts.read_secs = 10;
