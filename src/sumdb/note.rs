@@ -67,7 +67,7 @@ fn is_valid_name(name: &str) -> bool {
 }
 
 /// Splits at the first `sep`; the second half is empty if there is none.
-fn chop<'a>(s: &'a str, sep: char) -> (&'a str, &'a str) {
+fn chop(s: &str, sep: char) -> (&str, &str) {
     s.split_once(sep).unwrap_or((s, ""))
 }
 
