@@ -330,14 +330,16 @@ impl Client {
         let mut latest = lock(&self.latest).clone();
         loop {
             if tree.n <= latest.tree.n {
-                self.check_trees(tree, msg, latest.tree, &latest.note).await?;
+                self.check_trees(tree, msg, latest.tree, &latest.note)
+                    .await?;
                 return Ok(if tree.n < latest.tree.n {
                     When::Past
                 } else {
                     When::Now
                 });
             }
-            self.check_trees(latest.tree, &latest.note, tree, msg).await?;
+            self.check_trees(latest.tree, &latest.note, tree, msg)
+                .await?;
             let mut cur = lock(&self.latest);
             if cur.tree == latest.tree {
                 *cur = Latest {
@@ -385,10 +387,8 @@ impl Client {
         // both notes are signed, so this is proof of a fork.
         let proof = match tree_proof_indexes(newer.n, older.n) {
             Ok(indexes) => match self.fetch_tiles(newer, &indexes).await {
-                Ok(tiles) => {
-                    prove_tree(newer.n, older.n, &TileHashReader::new(newer, &tiles))
-                        .unwrap_or_default()
-                }
+                Ok(tiles) => prove_tree(newer.n, older.n, &TileHashReader::new(newer, &tiles))
+                    .unwrap_or_default(),
                 Err(_) => Vec::new(),
             },
             Err(_) => Vec::new(),
