@@ -1,0 +1,5 @@
+//! Helpers shared by integration tests. Each test crate uses a different
+//! subset, hence `dead_code` is allowed.
+#![allow(dead_code)]
+
+pub mod gobuild;
