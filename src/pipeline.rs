@@ -529,6 +529,16 @@ impl Pipeline {
 
     fn sumdb_error(&self, mv: &ModVersion, e: ClientError) -> Error {
         let name = self.sumdb.name();
+        if matches!(e, ClientError::Fork(_) | ClientError::Forked) {
+            // The evidence itself was logged and saved by the client's ops;
+            // the body stays one line so the go command shows all of it.
+            tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
+                sumdb = name, "refused: checksum database presented a forked log");
+            return Error::Security(format!(
+                "{mv}: checksum database {name} presented a forked log (server misbehavior); \
+                 modgate refuses new modules until an operator runs `modgate trust reset --sumdb {name}`"
+            ));
+        }
         if e.is_security() {
             tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
                 sumdb = name, error = %e, "refused: checksum database verification failed");

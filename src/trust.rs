@@ -26,7 +26,7 @@ pub struct SumdbOps {
 fn store_err(e: StoreError) -> ClientError {
     match e {
         StoreError::Conflict(_) => ClientError::CasConflict,
-        e => ClientError::Remote(format!("store: {e}")),
+        e => ClientError::Storage(e.to_string()),
     }
 }
 
@@ -34,16 +34,19 @@ fn store_err(e: StoreError) -> ClientError {
 impl ClientOps for SumdbOps {
     async fn read_remote(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         if self.offline {
-            return Err(ClientError::Remote(format!(
-                "{}: offline, not contacting the checksum database",
-                self.name
-            )));
+            return Err(ClientError::Unavailable {
+                path: path.to_string(),
+                msg: "offline: not contacting the checksum database".into(),
+            });
         }
         let url = format!("{}/{}", self.base_url, path);
         match self.upstream.get_url(&url, self.max_bytes).await {
             Ok(b) => Ok(b.to_vec()),
             Err(e @ UpstreamError::NotFound { .. }) => Err(ClientError::NotFound(e.to_string())),
-            Err(e) => Err(ClientError::Remote(e.to_string())),
+            Err(e) => Err(ClientError::Unavailable {
+                path: path.to_string(),
+                msg: e.to_string(),
+            }),
         }
     }
 
@@ -88,7 +91,7 @@ impl ClientOps for SumdbOps {
             tokio::fs::create_dir_all(&dir).await?;
             tokio::fs::write(dir.join("old_note"), &evidence.old_note).await?;
             tokio::fs::write(dir.join("new_note"), &evidence.new_note).await?;
-            tokio::fs::write(dir.join("proof"), evidence.proof.join("\n")).await?;
+            tokio::fs::write(dir.join("evidence.txt"), evidence.to_string()).await?;
             std::io::Result::Ok(())
         };
         match write.await {

@@ -1,78 +1,519 @@
-//! TEMPORARY STUB of the verifying sumdb client (real one lands from branch `sumdb`).
-use std::sync::Arc;
+//! The verifying checksum-database client: `GET <sumdb>/lookup/<path>@<version>`, `/latest`, `/tile/8/L/NNN[.p/W]`, checked against a persisted signed tree head (`<name>/latest`).
+//!
+//! All I/O goes through [`ClientOps`]. The verification itself is the pure
+//! code in [`note`](super::note) and [`tlog`](super::tlog): the client plans
+//! which tiles a proof needs, fetches them (cache first), and then runs the
+//! synchronous proof over a [`MemTiles`].
 
+use super::lookup::{LookupError, parse_lookup};
+use super::note::{self, NoteError, Verifier, VerifierList};
+use super::tlog::{
+    Hash, HashReader, MemTiles, Tile, TileHashReader, TlogError, Tree, parse_tree, prove_tree,
+    record_hash, stored_hash_index, tiles_for_hashes, tree_hash, tree_hash_indexes,
+    tree_proof_indexes,
+};
 use async_trait::async_trait;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    #[error("remote: {0}")]
-    Remote(String),
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error("compare-and-swap conflict")]
-    CasConflict,
-    #[error("fork")]
-    Fork(Box<ForkEvidence>),
-    #[error("security: {0}")]
-    Security(String),
-}
-impl ClientError {
-    pub fn is_security(&self) -> bool {
-        matches!(self, ClientError::Fork(_) | ClientError::Security(_))
-    }
-}
-#[derive(Debug, Clone)]
-pub struct ForkEvidence {
-    pub old_note: Vec<u8>,
-    pub new_note: Vec<u8>,
-    pub proof: Vec<String>,
-}
-#[derive(Debug, Clone)]
-pub struct Tree {
-    pub n: i64,
-    pub hash: String,
-}
-#[derive(Debug, Clone)]
-pub struct Verified {
-    pub id: i64,
-    pub zip_h1: Option<String>,
-    pub mod_h1: String,
-    pub tree: Tree,
-    pub note: Vec<u8>,
-}
+/// The tile height of the Go checksum database.
+pub const TILE_HEIGHT: u32 = 8;
+
+/// Access to the outside world for a [`Client`].
 #[async_trait]
 pub trait ClientOps: Send + Sync {
+    /// Fetches `path` from the checksum database: `lookup/<esc>@<esc>`,
+    /// `latest`, `tile/8/0/000`. Unreachable or non-200 is an availability
+    /// error ([`ClientError::Unavailable`] or [`ClientError::NotFound`]).
     async fn read_remote(&self, path: &str) -> Result<Vec<u8>, ClientError>;
+    /// Reads persisted trust, `<name>/latest`; `None` if never written.
     async fn read_config(&self, file: &str) -> Result<Option<Vec<u8>>, ClientError>;
+    /// Replaces `file` with `new` if it currently holds `old` (`None`: absent);
+    /// otherwise fails with [`ClientError::CasConflict`].
     async fn write_config(
         &self,
         file: &str,
         old: Option<&[u8]>,
         new: &[u8],
     ) -> Result<(), ClientError>;
+    /// Reads a cached file (tiles: `<name>/tile/8/0/000`); `None` if absent.
     async fn read_cache(&self, file: &str) -> Result<Option<Vec<u8>>, ClientError>;
+    /// Writes a cached file (only authenticated full tiles are written).
     async fn write_cache(&self, file: &str, data: &[u8]) -> Result<(), ClientError>;
+    /// Records proven misbehaviour of the checksum database.
     async fn security_error(&self, evidence: &ForkEvidence);
 }
-pub struct Client {
-    name: String,
-    ops: Arc<dyn ClientOps>,
+
+/// Proof that the checksum database signed two inconsistent trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkEvidence {
+    pub old_note: Vec<u8>,
+    pub new_note: Vec<u8>,
+    pub old_tree: Tree,
+    pub new_tree: Tree,
+    /// The hash of the first `old_tree.n` records according to `new_tree`'s
+    /// authenticated tiles (differs from `old_tree.hash`); `None` when both
+    /// trees have the same size.
+    pub old_hash_in_new: Option<Hash>,
+    /// A tree proof from `new_tree` down to `old_hash_in_new` (empty when the
+    /// sizes are equal or the proof could not be fetched).
+    pub proof: Vec<Hash>,
 }
+
+impl std::fmt::Display for ForkEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let indent = |b: &[u8]| String::from_utf8_lossy(b).replace('\n', "\n\t");
+        writeln!(f, "SECURITY ERROR")?;
+        writeln!(f, "go.sum database server misbehavior detected!\n")?;
+        writeln!(f, "old database:\n\t{}", indent(&self.old_note))?;
+        writeln!(f, "new database:\n\t{}", indent(&self.new_note))?;
+        write!(f, "proof of misbehavior:")?;
+        if let Some(h) = self.old_hash_in_new {
+            write!(f, "\n\t{h}")?;
+        }
+        for h in &self.proof {
+            write!(f, "\n\t{h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Client errors: security failures (the data does not verify) versus
+/// availability failures (the data could not be had); see [`ClientError::is_security`].
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid checksum database key: {0}")]
+    BadKey(NoteError),
+    #[error("invalid module path or version: {0}")]
+    InvalidModule(String),
+    #[error("checksum database unavailable: {path}: {msg}")]
+    Unavailable { path: String, msg: String },
+    #[error("checksum database has no {0}")]
+    NotFound(String),
+    #[error("write conflict")]
+    CasConflict,
+    #[error("local storage: {0}")]
+    Storage(String),
+    #[error("malformed lookup response: {0}")]
+    Lookup(#[from] LookupError),
+    #[error("verifying signed note: {0}")]
+    Note(#[from] NoteError),
+    #[error("verifying log: {0}")]
+    Tlog(#[from] TlogError),
+    #[error("record {id} is not in the tree of size {size}")]
+    RecordNotInTree { id: i64, size: i64 },
+    #[error("cannot authenticate record data in server response")]
+    RecordMismatch,
+    #[error("security error: checksum database fork detected\n{0}")]
+    Fork(Box<ForkEvidence>),
+    #[error("security error: checksum database misbehaved earlier; refusing to continue")]
+    Forked,
+}
+
+impl ClientError {
+    /// True for failures that mean the server (or something between us and
+    /// it) served data that does not verify; false for unreachable servers,
+    /// missing entries, local storage problems and bad arguments.
+    pub fn is_security(&self) -> bool {
+        match self {
+            ClientError::BadKey(_)
+            | ClientError::InvalidModule(_)
+            | ClientError::Unavailable { .. }
+            | ClientError::NotFound(_)
+            | ClientError::CasConflict
+            | ClientError::Storage(_) => false,
+            ClientError::Lookup(_)
+            | ClientError::Note(_)
+            | ClientError::Tlog(_)
+            | ClientError::RecordNotInTree { .. }
+            | ClientError::RecordMismatch
+            | ClientError::Fork(_)
+            | ClientError::Forked => true,
+        }
+    }
+}
+
+/// A verified lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub id: i64,
+    /// The zip hash; `None` only for records with just a `/go.mod` line.
+    pub zip_h1: Option<String>,
+    pub mod_h1: String,
+    /// The trusted tree the record was proven in.
+    pub tree: Tree,
+    /// The signed note that came with the lookup.
+    pub note: Vec<u8>,
+}
+
+/// Where a tree note stands relative to the trusted one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    Past,
+    Now,
+    Future,
+}
+
+/// The trusted tree head and its signed note.
+#[derive(Debug, Clone, Default)]
+struct Latest {
+    tree: Tree,
+    note: Vec<u8>,
+}
+
+/// A verifying client for one checksum database.
+pub struct Client {
+    ops: Arc<dyn ClientOps>,
+    verifiers: VerifierList,
+    name: String,
+    // A std Mutex, not an async one: it guards a small value, is held only to
+    // copy or swap it, and is never held across an await.
+    latest: Mutex<Latest>,
+    loaded: AtomicBool,
+    forked: AtomicBool,
+    // Full tiles already written to the cache (or read from it).
+    tile_saved: Mutex<HashSet<Tile>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `!`-case encoding: each ASCII upper-case letter becomes `!` and its lower
+/// case. Idempotent on already-escaped text, so it can follow
+/// `crate::module::escape_*`, which also validate.
+fn bang_case(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('!');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Client {
+    /// A client trusting the verifier key `vkey` (e.g.
+    /// `sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8`).
     pub fn new(ops: Arc<dyn ClientOps>, vkey: &str) -> Result<Client, ClientError> {
+        let v = Verifier::new(vkey.trim()).map_err(ClientError::BadKey)?;
         Ok(Client {
-            name: vkey.split('+').next().unwrap_or("").into(),
             ops,
+            name: v.name().to_string(),
+            verifiers: VerifierList(vec![v]),
+            latest: Mutex::new(Latest::default()),
+            loaded: AtomicBool::new(false),
+            forked: AtomicBool::new(false),
+            tile_saved: Mutex::new(HashSet::new()),
         })
     }
+
+    /// The checksum database's name, e.g. `sum.golang.org`.
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// True once the client has proven the database inconsistent; it then
+    /// refuses every request.
+    pub fn is_forked(&self) -> bool {
+        self.forked.load(Ordering::SeqCst)
+    }
+
+    /// The trusted tree head (size 0 before anything is known).
+    pub fn latest(&self) -> Tree {
+        lock(&self.latest).tree
+    }
+
+    fn config_file(&self) -> String {
+        format!("{}/latest", self.name)
+    }
+
+    /// Looks up `path@version` (unescaped), proves the record is in the log
+    /// and the log consistent with everything trusted so far.
     pub async fn lookup(&self, path: &str, version: &str) -> Result<Verified, ClientError> {
-        let _ = self
-            .ops
-            .read_remote(&format!("lookup/{path}@{version}"))
-            .await?;
-        Err(ClientError::Security("stub".into()))
+        self.check_not_forked()?;
+        let epath = crate::module::escape_path(path)
+            .map_err(|e| ClientError::InvalidModule(format!("{path}: {e}")))?;
+        let evers = crate::module::escape_version(version)
+            .map_err(|e| ClientError::InvalidModule(format!("{version}: {e}")))?;
+        let remote = format!("lookup/{}@{}", bang_case(&epath), bang_case(&evers));
+        let data = self.ops.read_remote(&remote).await?;
+        let lookup = parse_lookup(&data)?;
+        self.merge_latest(&lookup.note).await?;
+        let tree = self.check_record(lookup.id, &lookup.record).await?;
+        let hashes = lookup.hashes(path, version)?;
+        Ok(Verified {
+            id: lookup.id,
+            zip_h1: hashes.zip_h1,
+            mod_h1: hashes.mod_h1,
+            tree,
+            note: lookup.note,
+        })
+    }
+
+    /// Verifies a signed tree note (e.g. a `latest` being proxied) and merges
+    /// it into the trusted state; returns the note's tree.
+    pub async fn verify_note(&self, msg: &[u8]) -> Result<Tree, ClientError> {
+        self.check_not_forked()?;
+        self.merge_latest(msg).await
+    }
+
+    fn check_not_forked(&self) -> Result<(), ClientError> {
+        if self.is_forked() {
+            Err(ClientError::Forked)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn open_tree(&self, msg: &[u8]) -> Result<Tree, ClientError> {
+        let n = note::open(msg, &self.verifiers)?;
+        Ok(parse_tree(n.text.as_bytes())?)
+    }
+
+    /// Loads the persisted trusted tree the first time it is needed.
+    async fn ensure_loaded(&self) -> Result<(), ClientError> {
+        if self.loaded.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let stored = self.ops.read_config(&self.config_file()).await?;
+        if let Some(msg) = stored.filter(|m| !m.is_empty()) {
+            let tree = self.open_tree(&msg)?;
+            self.merge_latest_mem(tree, &msg).await?;
+        }
+        self.loaded.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Merges a signed tree note into the trusted state, persisting it if it
+    /// is newer (x/mod `Client.mergeLatest`). Returns the note's tree.
+    async fn merge_latest(&self, msg: &[u8]) -> Result<Tree, ClientError> {
+        self.ensure_loaded().await?;
+        let tree = self.open_tree(msg)?;
+        if self.merge_latest_mem(tree, msg).await? != When::Future {
+            return Ok(tree);
+        }
+        // The note is newer than what we had: persist the in-memory latest,
+        // after merging whatever another process may have persisted.
+        let file = self.config_file();
+        loop {
+            let stored = self.ops.read_config(&file).await?;
+            let when = match stored.as_deref() {
+                Some(m) if !m.is_empty() => {
+                    let t = self.open_tree(m)?;
+                    self.merge_latest_mem(t, m).await?
+                }
+                _ => When::Past,
+            };
+            if when != When::Past {
+                return Ok(tree);
+            }
+            let latest = lock(&self.latest).note.clone();
+            match self
+                .ops
+                .write_config(&file, stored.as_deref(), &latest)
+                .await
+            {
+                Err(ClientError::CasConflict) => continue,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(tree),
+            }
+        }
+    }
+
+    /// Merges `tree` into the in-memory trusted tree, proving consistency.
+    async fn merge_latest_mem(&self, tree: Tree, msg: &[u8]) -> Result<When, ClientError> {
+        let mut latest = lock(&self.latest).clone();
+        loop {
+            if tree.n <= latest.tree.n {
+                self.check_trees(tree, msg, latest.tree, &latest.note)
+                    .await?;
+                return Ok(if tree.n < latest.tree.n {
+                    When::Past
+                } else {
+                    When::Now
+                });
+            }
+            self.check_trees(latest.tree, &latest.note, tree, msg)
+                .await?;
+            let mut cur = lock(&self.latest);
+            if cur.tree == latest.tree {
+                *cur = Latest {
+                    tree,
+                    note: msg.to_vec(),
+                };
+                return Ok(When::Future);
+            }
+            // Someone else advanced it meanwhile: check against theirs.
+            latest = cur.clone();
+        }
+    }
+
+    /// Proves `older` is a prefix of `newer`, using tiles authenticated
+    /// against `newer`'s signed hash; on failure records a fork.
+    async fn check_trees(
+        &self,
+        older: Tree,
+        older_note: &[u8],
+        newer: Tree,
+        newer_note: &[u8],
+    ) -> Result<(), ClientError> {
+        self.check_not_forked()?;
+        if older.n == newer.n {
+            if older.hash == newer.hash {
+                return Ok(());
+            }
+            return Err(self
+                .fork(older, older_note, newer, newer_note, None, Vec::new())
+                .await);
+        }
+        let h = if older.n == 0 {
+            Hash::default()
+        } else {
+            let indexes = tree_hash_indexes(older.n);
+            let tiles = self.fetch_tiles(newer, &indexes).await?;
+            let h = tree_hash(older.n, &TileHashReader::new(newer, &tiles))?;
+            self.save_tiles(&tiles).await;
+            h
+        };
+        if h == older.hash {
+            return Ok(());
+        }
+        // The tiles authenticate against `newer` but disagree with `older`:
+        // both notes are signed, so this is proof of a fork.
+        let proof = match tree_proof_indexes(newer.n, older.n) {
+            Ok(indexes) => match self.fetch_tiles(newer, &indexes).await {
+                Ok(tiles) => prove_tree(newer.n, older.n, &TileHashReader::new(newer, &tiles))
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        };
+        Err(self
+            .fork(older, older_note, newer, newer_note, Some(h), proof)
+            .await)
+    }
+
+    async fn fork(
+        &self,
+        old_tree: Tree,
+        old_note: &[u8],
+        new_tree: Tree,
+        new_note: &[u8],
+        old_hash_in_new: Option<Hash>,
+        proof: Vec<Hash>,
+    ) -> ClientError {
+        self.forked.store(true, Ordering::SeqCst);
+        let ev = ForkEvidence {
+            old_note: old_note.to_vec(),
+            new_note: new_note.to_vec(),
+            old_tree,
+            new_tree,
+            old_hash_in_new,
+            proof,
+        };
+        self.ops.security_error(&ev).await;
+        ClientError::Fork(Box::new(ev))
+    }
+
+    /// Proves record `id` with text `record` is in the trusted tree.
+    async fn check_record(&self, id: i64, record: &[u8]) -> Result<Tree, ClientError> {
+        let tree = lock(&self.latest).tree;
+        if id >= tree.n {
+            return Err(ClientError::RecordNotInTree { id, size: tree.n });
+        }
+        let index = [stored_hash_index(0, id)];
+        let tiles = self.fetch_tiles(tree, &index).await?;
+        let got = TileHashReader::new(tree, &tiles).read_hashes(&index)?;
+        self.save_tiles(&tiles).await;
+        if got.first() != Some(&record_hash(record)) {
+            return Err(ClientError::RecordMismatch);
+        }
+        Ok(tree)
+    }
+
+    /// Fetches every tile a read of `indexes` in `tree` needs: cache first
+    /// (the full tile stands in for a partial one), then the server (the
+    /// full tile again standing in if the partial one is not served).
+    async fn fetch_tiles(&self, tree: Tree, indexes: &[i64]) -> Result<MemTiles, ClientError> {
+        let mut tiles = MemTiles::new(TILE_HEIGHT);
+        for t in tiles_for_hashes(tree, TILE_HEIGHT, indexes)? {
+            if tiles.contains(&t) {
+                continue;
+            }
+            let (tile, data) = self.read_tile(t).await?;
+            tiles.insert(tile, data);
+        }
+        Ok(tiles)
+    }
+
+    async fn read_tile(&self, t: Tile) -> Result<(Tile, Vec<u8>), ClientError> {
+        // Only full tiles are ever cached; one can stand in for a partial tile.
+        let full = t.full();
+        let key = format!("{}/{}", self.name, full.path());
+        if let Some(data) = self.ops.read_cache(&key).await? {
+            lock(&self.tile_saved).insert(full);
+            return Ok((full, data));
+        }
+        match self.ops.read_remote(&t.path()).await {
+            Ok(data) => Ok((t, data)),
+            Err(e) if t.is_full() => Err(e),
+            Err(e) => match self.ops.read_remote(&full.path()).await {
+                Ok(data) => Ok((full, data)),
+                Err(_) => Err(e),
+            },
+        }
+    }
+
+    /// Writes the authenticated full tiles to the cache (partial tiles are
+    /// superseded as the log grows, so they are not cached). Failures to
+    /// cache are not errors.
+    async fn save_tiles(&self, tiles: &MemTiles) {
+        for (t, data) in tiles.take_saved() {
+            if !t.is_full() || !lock(&self.tile_saved).insert(t) {
+                continue;
+            }
+            let key = format!("{}/{}", self.name, t.path());
+            if self.ops.write_cache(&key, &data).await.is_err() {
+                lock(&self.tile_saved).remove(&t);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bang_case_escapes_and_is_idempotent() {
+        assert_eq!(
+            bang_case("github.com/BurntSushi/toml"),
+            "github.com/!burnt!sushi/toml"
+        );
+        assert_eq!(
+            bang_case("github.com/!burnt!sushi/toml"),
+            "github.com/!burnt!sushi/toml"
+        );
+        assert_eq!(bang_case("v1.0.0-RC1"), "v1.0.0-!r!c1");
+    }
+
+    #[test]
+    fn errors_classify() {
+        assert!(ClientError::RecordMismatch.is_security());
+        assert!(ClientError::Forked.is_security());
+        assert!(ClientError::Tlog(TlogError::ProofFailed).is_security());
+        assert!(
+            !ClientError::Unavailable {
+                path: "latest".into(),
+                msg: "timeout".into()
+            }
+            .is_security()
+        );
+        assert!(!ClientError::NotFound("x".into()).is_security());
     }
 }

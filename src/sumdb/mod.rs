@@ -1,4 +1,5 @@
 //! The Go checksum database: signed notes, the tiled log, lookups, and the verifying client.
 pub mod client;
+pub mod lookup;
 pub mod note;
 pub mod tlog;
