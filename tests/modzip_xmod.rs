@@ -52,7 +52,13 @@ fn unzip_cases(with_module_rules: bool) -> usize {
         let t = parse_txtar(&String::from_utf8_lossy(&fs::read(&p).unwrap()));
         let module = header(&t, "path").unwrap();
         let version = header(&t, "version").unwrap();
-        let want_err = header(&t, "wantErr").unwrap_or_default();
+        let mut want_err = header(&t, "wantErr").unwrap_or_default();
+        if want_err.contains("invalid UTF-8") {
+            // Rust strings hold only UTF-8, so the path arrives as U+FFFD and is
+            // refused for that character instead (the request layer refuses
+            // non-UTF-8 paths with 400 before this point).
+            want_err = "malformed module path".into();
+        }
         if needs_module_rules(&want_err) != with_module_rules {
             continue;
         }
@@ -85,7 +91,6 @@ fn xmod_unzip_testdata() {
 }
 
 #[test]
-
 fn xmod_unzip_testdata_module_rules() {
     assert_eq!(unzip_cases(true), 5);
 }
@@ -145,7 +150,6 @@ fn xmod_check_zip_testdata() {
 }
 
 #[test]
-
 fn xmod_check_zip_testdata_module_rules() {
     assert_eq!(check_zip_cases(true), 1);
 }

@@ -194,9 +194,9 @@ pub fn check_zip_reader<R: Read + Seek>(
     check_path(module).map_err(ZipError::ModulePath)?;
     let canonical = canonical_version(version);
     if canonical != version {
-        return Err(ZipError::Version {
+        return Err(ZipError::NotCanonical {
             version: version.to_string(),
-            reason: format!("version is not canonical (should be {canonical:?})"),
+            canonical,
         });
     }
     check(module, version).map_err(ZipError::Module)?;

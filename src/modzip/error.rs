@@ -14,12 +14,12 @@ pub enum ZipError {
     /// The module path is malformed (x/mod `module.CheckPath`).
     #[error("{0}")]
     ModulePath(#[source] PathError),
+    /// The version is not in canonical form.
+    #[error("version {version:?} is not canonical (should be {canonical:?})")]
+    NotCanonical { version: String, canonical: String },
     /// The module path and version do not go together (x/mod `module.Check`).
     #[error("{0}")]
     Module(#[source] crate::module::ModuleError),
-    /// The version cannot be part of a zip prefix.
-    #[error("malformed version {version:?}: {reason}")]
-    Version { version: String, reason: String },
 
     // ---- zip container ----
     /// The zip file itself is larger than the limit.
