@@ -20,6 +20,7 @@
 //! - [`store`]: the `Store` trait and the embedded store (sled index + blob files).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
 //! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run.
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod flight;

@@ -1,0 +1,1 @@
+//! `modgate cache` (not yet implemented).

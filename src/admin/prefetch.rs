@@ -1,0 +1,1 @@
+//! `modgate prefetch` (not yet implemented).

@@ -1,0 +1,1 @@
+//! `modgate trust` (not yet implemented).
