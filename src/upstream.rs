@@ -57,6 +57,18 @@ struct Proxy {
     fall_through_any: bool,
 }
 
+impl Proxy {
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path)
+    }
+
+    /// The `go` command's rule: after `,` only a 404/410 moves on to the
+    /// next proxy; after `|` any error does.
+    fn moves_on(&self, e: &UpstreamError) -> bool {
+        self.fall_through_any || e.is_not_found()
+    }
+}
+
 /// The shared HTTP client plus the configured upstream list.
 #[derive(Clone)]
 pub struct Upstream {
@@ -134,16 +146,10 @@ impl Upstream {
     pub async fn get(&self, path: &str, max: u64) -> Result<Bytes, UpstreamError> {
         let mut last = UpstreamError::Off;
         for p in &self.proxies {
-            let url = format!("{}/{}", p.base, path);
-            match self.get_url(&url, max).await {
+            match self.get_url(&p.url(path), max).await {
                 Ok(b) => return Ok(b),
-                Err(e) => {
-                    let next = e.is_not_found() || p.fall_through_any;
-                    last = e;
-                    if !next {
-                        break;
-                    }
-                }
+                Err(e) if p.moves_on(&e) => last = e,
+                Err(e) => return Err(e),
             }
         }
         Err(last)
@@ -157,26 +163,20 @@ impl Upstream {
         max: u64,
         file: &mut tokio::fs::File,
     ) -> Result<(u64, String), UpstreamError> {
+        use tokio::io::AsyncSeekExt;
         let mut last = UpstreamError::Off;
         for p in &self.proxies {
-            let url = format!("{}/{}", p.base, path);
             // A previous proxy may have left a partial body.
             file.set_len(0)
                 .await
                 .map_err(|e| UpstreamError::Spool(e.to_string()))?;
-            use tokio::io::AsyncSeekExt;
             file.rewind()
                 .await
                 .map_err(|e| UpstreamError::Spool(e.to_string()))?;
-            match self.download_url(&url, max, file).await {
+            match self.download_url(&p.url(path), max, file).await {
                 Ok(r) => return Ok(r),
-                Err(e) => {
-                    let next = e.is_not_found() || p.fall_through_any;
-                    last = e;
-                    if !next {
-                        break;
-                    }
-                }
+                Err(e) if p.moves_on(&e) => last = e,
+                Err(e) => return Err(e),
             }
         }
         Err(last)

@@ -81,7 +81,11 @@ fn list_is_cached_for_its_ttl_and_merged_with_cached_versions() {
     );
     let (_, _, _) = mg.get("/example.com/hello/@v/list");
     let (_, _, _) = mg.get("/example.com/hello/@v/list");
-    assert_eq!(up.hits("/example.com/hello/@v/list"), 1, "second list from cache");
+    assert_eq!(
+        up.hits("/example.com/hello/@v/list"),
+        1,
+        "second list from cache"
+    );
 }
 
 #[test]
@@ -131,7 +135,10 @@ fn comma_falls_through_on_not_found_only() {
     let list = format!("{},{}", a.url, b.url);
     let mg = Modgate::start(test_config(data.path(), &list, &b.gosumdb()));
     assert_eq!(mg.get("/example.com/hello/@v/v1.0.0.zip").0, 200);
-    assert!(a.hits("/example.com/hello/@v/v1.0.0.mod") >= 1, "A was asked first");
+    assert!(
+        a.hits("/example.com/hello/@v/v1.0.0.mod") >= 1,
+        "A was asked first"
+    );
     assert_eq!(b.hits("/example.com/hello/@v/v1.0.0.zip"), 1);
 
     // A failing with 503 does not fall through a comma.
