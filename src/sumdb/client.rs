@@ -745,34 +745,38 @@ impl Client {
         TileHashReader::new(tree, &tiles).read_hashes(&[index])?;
         let saved = tiles.take_saved();
         let want = t.w as usize * super::tlog::HASH_SIZE;
-        let data = saved
+        let (wide, data) = saved
             .iter()
             .find(|(s, d)| s.l == t.l && s.n == t.n && s.w >= t.w && d.len() >= want)
-            .map(|(_, d)| d[..want].to_vec())
+            .map(|(s, d)| (*s, d.clone()))
             .ok_or_else(|| TlogError::Internal(format!("{t} not among the authenticated tiles")))?;
         self.save_tile_list(saved).await;
-        if !t.is_full() {
-            self.cache_partial_tile(t, &data);
+        if !wide.is_full() {
+            self.cache_partial_tile(wide, &data);
         }
         Ok(Some(ProxiedTile {
-            data,
+            data: data[..want].to_vec(),
             cached: false,
         }))
     }
 
+    /// A partial tile from memory. The log is append-only, so the widest
+    /// authenticated tile seen at a position answers every narrower request
+    /// (its prefix); the map is keyed by position (the full tile).
     fn cached_partial_tile(&self, t: Tile) -> Option<Vec<u8>> {
+        let want = t.w as usize * super::tlog::HASH_SIZE;
         let cache = lock(&self.proxy.partial_tiles);
         cache
-            .get(&t)
-            .filter(|(at, _)| at.elapsed() < PROXY_PARTIAL_TILE_TTL)
-            .map(|(_, d)| d.clone())
+            .get(&t.full())
+            .filter(|(at, d)| at.elapsed() < PROXY_PARTIAL_TILE_TTL && d.len() >= want)
+            .map(|(_, d)| d[..want].to_vec())
     }
 
     fn cache_partial_tile(&self, t: Tile, data: &[u8]) {
         let mut cache = lock(&self.proxy.partial_tiles);
         cache.retain(|_, (at, _)| at.elapsed() < PROXY_PARTIAL_TILE_TTL);
         if cache.len() < PROXY_PARTIAL_TILE_MAX {
-            cache.insert(t, (Instant::now(), data.to_vec()));
+            cache.insert(t.full(), (Instant::now(), data.to_vec()));
         }
     }
 }
