@@ -515,16 +515,20 @@ impl Client {
                 .fork(older, older_note, newer, newer_note, None, Vec::new())
                 .await);
         }
-        let h = if older.n == 0 {
-            Hash::default()
+        let (h, tiles) = if older.n == 0 {
+            (Hash::default(), None)
         } else {
             let indexes = tree_hash_indexes(older.n);
             let tiles = self.fetch_tiles(newer, &indexes).await?;
             let h = tree_hash(older.n, &TileHashReader::new(newer, &tiles))?;
-            self.save_tiles(&tiles).await;
-            h
+            (h, Some(tiles))
         };
         if h == older.hash {
+            // Saved only now: tiles that authenticate against a forked
+            // `newer` must never reach the cache (or be served from it).
+            if let Some(tiles) = tiles {
+                self.save_tiles(&tiles).await;
+            }
             return Ok(());
         }
         // The tiles authenticate against `newer` but disagree with `older`:
@@ -647,7 +651,13 @@ impl Client {
 
     async fn save_tile_list(&self, saved: Vec<(Tile, Vec<u8>)>) {
         for (t, data) in saved {
-            if !t.is_full() || !lock(&self.tile_saved).insert(t) {
+            if !t.is_full() {
+                // Partial tiles only briefly, in memory, for `go` clients
+                // that ask for them right after a lookup (see `proxy_tile`).
+                self.cache_partial_tile(t, &data);
+                continue;
+            }
+            if !lock(&self.tile_saved).insert(t) {
                 continue;
             }
             let key = format!("{}/{}", self.name, t.path());
@@ -729,8 +739,11 @@ impl Client {
         self.check_not_forked()?;
         let mut tree = self.latest();
         if !tile_in_tree(t, tree.n) {
-            let msg = self.ops.read_remote("latest").await?;
-            self.merge_latest(&msg).await?;
+            // The client knows a newer tree than we trust (from elsewhere:
+            // everything we serve is within our trusted tree). Advance to the
+            // database's latest, through the short-lived cache so requests
+            // for tiles beyond its tree cannot make us hammer the database.
+            self.proxy_latest().await?;
             tree = self.latest();
             if !tile_in_tree(t, tree.n) {
                 return Ok(None);
@@ -745,15 +758,12 @@ impl Client {
         TileHashReader::new(tree, &tiles).read_hashes(&[index])?;
         let saved = tiles.take_saved();
         let want = t.w as usize * super::tlog::HASH_SIZE;
-        let (wide, data) = saved
+        let data = saved
             .iter()
             .find(|(s, d)| s.l == t.l && s.n == t.n && s.w >= t.w && d.len() >= want)
-            .map(|(s, d)| (*s, d.clone()))
+            .map(|(_, d)| d.clone())
             .ok_or_else(|| TlogError::Internal(format!("{t} not among the authenticated tiles")))?;
         self.save_tile_list(saved).await;
-        if !wide.is_full() {
-            self.cache_partial_tile(wide, &data);
-        }
         Ok(Some(ProxiedTile {
             data: data[..want].to_vec(),
             cached: false,
@@ -775,6 +785,12 @@ impl Client {
     fn cache_partial_tile(&self, t: Tile, data: &[u8]) {
         let mut cache = lock(&self.proxy.partial_tiles);
         cache.retain(|_, (at, _)| at.elapsed() < PROXY_PARTIAL_TILE_TTL);
+        if cache
+            .get(&t.full())
+            .is_some_and(|(_, d)| d.len() > data.len())
+        {
+            return; // a wider one (of a later tree) answers more
+        }
         if cache.len() < PROXY_PARTIAL_TILE_MAX {
             cache.insert(t.full(), (Instant::now(), data.to_vec()));
         }
