@@ -24,6 +24,99 @@ struct Cli {
 enum Command {
     /// Run the proxy server.
     Serve(ServeArgs),
+    /// Show or reset the checksum-database trust state of a data dir.
+    ///
+    /// Works only while no `modgate serve` holds the data dir (its index is
+    /// locked then, and the command refuses without touching anything).
+    #[command(subcommand)]
+    Trust(TrustCommand),
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Show the trusted tree (size, hash, signed note) of each checksum
+    /// database, and any fork marker and evidence.
+    Show {
+        #[command(flatten)]
+        data: DataDirArgs,
+        /// Only this checksum database (its name, e.g. sum.golang.org).
+        #[arg(long, value_name = "NAME")]
+        sumdb: Option<String>,
+    },
+    /// Clear a fork marker and the trusted tree, so modgate verifies again.
+    ///
+    /// After a checksum database presents a forked log (two signed tree heads
+    /// that cannot both be true), modgate refuses every new verification,
+    /// across restarts, and keeps the evidence under <data-dir>/evidence/.
+    /// Run this only once you know why (e.g. the database operator announced
+    /// a rebuilt log, or a test database was replaced).
+    ///
+    /// It clears the fork marker AND the stored latest tree note (and the
+    /// tiles cached from that tree): the note is exactly what the current log
+    /// is inconsistent with, so keeping it would detect the same fork again
+    /// at the next verification. With it gone, the next verification trusts
+    /// the database's current head afresh (trust on first use again), and
+    /// consistency is enforced from there on. Evidence directories, verified
+    /// artifacts and verified lookups are kept.
+    Reset {
+        #[command(flatten)]
+        data: DataDirArgs,
+        /// The checksum database to reset (its name, e.g. sum.golang.org).
+        #[arg(long, value_name = "NAME")]
+        sumdb: String,
+    },
+}
+
+/// Where the data dir is, as for `serve`: flag > env > config file > default.
+#[derive(Args)]
+struct DataDirArgs {
+    /// TOML configuration file (only its data_dir is used).
+    #[arg(long, env = "MODGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The data dir of the modgate server [default: ./modgate-data].
+    #[arg(long, env = "MODGATE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDirArgs {
+    fn resolve(&self) -> Result<PathBuf, Box<dyn std::error::Error>> {
+        if let Some(d) = &self.data_dir {
+            return Ok(d.clone());
+        }
+        Ok(match &self.config {
+            Some(p) => Config::from_file(p)?.data_dir,
+            None => Config::default().data_dir,
+        })
+    }
+}
+
+fn trust(cmd: TrustCommand) -> Result<(), Box<dyn std::error::Error>> {
+    init_logging("text");
+    match cmd {
+        TrustCommand::Show { data, sumdb } => {
+            let states = modgate::admin::trust::show(&data.resolve()?, sumdb.as_deref())?;
+            print!("{}", modgate::admin::trust::render(&states));
+        }
+        TrustCommand::Reset { data, sumdb } => {
+            let r = modgate::admin::trust::reset(&data.resolve()?, &sumdb)?;
+            println!(
+                "checksum database {}: fork marker {}, trusted tree {}, {} cached tiles cleared; \
+                 the next verification trusts its current head",
+                r.name,
+                if r.cleared_fork {
+                    "cleared"
+                } else {
+                    "was not set"
+                },
+                match r.cleared_tree {
+                    Some(t) => format!("of size {} forgotten", t.n),
+                    None => "was not set".to_string(),
+                },
+                r.cleared_tiles
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Every flag is also an environment variable and a key of the TOML config
@@ -124,6 +217,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Serve(a) => serve(a).await,
+            Command::Trust(c) => trust(c),
         }
     });
     match result {

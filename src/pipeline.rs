@@ -42,6 +42,10 @@ pub struct Lookup {
     pub mod_h1: String,
     pub tree_size: i64,
     pub tree_hash: String,
+    /// The lookup response exactly as verified, served to `go` clients by
+    /// `/sumdb/<name>/lookup/...` (absent in entries cached before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
 }
 
 /// Whether an answer came from the store or needed upstream.
@@ -160,6 +164,11 @@ impl Pipeline {
         // A flight that finished just before ours started may have stored it.
         if let Some(e) = self.store.entry(mv, kind).await? {
             return Ok(e);
+        }
+        // After a fork only what was proven before is served: refuse at once
+        // rather than fetch from upstream what cannot be verified.
+        if self.sumdb.is_forked() && self.cached_lookup(mv).await?.is_none() {
+            return Err(self.sumdb_error(mv, ClientError::Forked));
         }
         match kind {
             Kind::Mod => self.miss_mod(mv).await,
@@ -293,12 +302,61 @@ impl Pipeline {
     /// The verified lookup of a module version: from the store, or proven
     /// through the sumdb client (one lookup serves `.info`, `.mod` and `.zip`).
     pub async fn lookup(self: &Arc<Self>, mv: &ModVersion) -> Result<Lookup> {
-        let key = format!("{}/{mv}", self.sumdb.name());
-        if let Some(raw) = self.store.meta_get(Meta::Lookup, &key).await?
-            && let Ok(l) = serde_json::from_slice(&raw)
-        {
+        if let Some(l) = self.cached_lookup(mv).await? {
             return Ok(l);
         }
+        self.verify_lookup(mv).await
+    }
+
+    /// The lookup response for `/sumdb/<name>/lookup/<mv>`, byte for byte as
+    /// the database served it and modgate verified it (signature, inclusion,
+    /// consistency): from the store when verified before — even while the
+    /// database is down or forked — else fetched and verified now.
+    pub async fn lookup_response(self: &Arc<Self>, mv: &ModVersion) -> Result<(Bytes, Cache)> {
+        if let Some(raw) = self.cached_lookup(mv).await?.and_then(|l| l.raw) {
+            return Ok((Bytes::from(raw), Cache::Hit));
+        }
+        if self.cfg.offline {
+            return Err(Error::Offline(format!("{mv} checksum database lookup")));
+        }
+        let l = self.verify_lookup(mv).await?;
+        let raw = l.raw.ok_or_else(|| {
+            Error::Internal(format!("{mv}: verified lookup response is not UTF-8"))
+        })?;
+        Ok((Bytes::from(raw), Cache::Miss))
+    }
+
+    /// The fork state of the checksum database (`None` while it is trusted):
+    /// for `/readyz` and metrics.
+    pub fn fork_status(&self) -> Option<crate::trust::ForkStatus> {
+        if !self.sumdb.is_forked() {
+            return None;
+        }
+        let name = self.sumdb.name();
+        Some(crate::trust::ForkStatus {
+            sumdb: name.to_string(),
+            marker: self.sumdb.fork_marker().unwrap_or_else(|| {
+                crate::sumdb::client::ForkMarker::parse(b"(fork marker not loaded)")
+            }),
+            evidence: crate::trust::evidence_dirs(&self.cfg.data_dir, name),
+        })
+    }
+
+    fn lookup_key(&self, mv: &ModVersion) -> String {
+        format!("{}/{mv}", self.sumdb.name())
+    }
+
+    async fn cached_lookup(&self, mv: &ModVersion) -> Result<Option<Lookup>> {
+        Ok(self
+            .store
+            .meta_get(Meta::Lookup, &self.lookup_key(mv))
+            .await?
+            .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    }
+
+    /// Proves a lookup through the sumdb client and caches it (coalesced).
+    async fn verify_lookup(self: &Arc<Self>, mv: &ModVersion) -> Result<Lookup> {
+        let key = self.lookup_key(mv);
         let this = self.clone();
         let owned = mv.clone();
         let k = key.clone();
@@ -315,6 +373,7 @@ impl Pipeline {
                     mod_h1: v.mod_h1,
                     tree_size: v.tree.n,
                     tree_hash: v.tree.hash.to_string(),
+                    raw: String::from_utf8(v.raw).ok(),
                 };
                 let raw = serde_json::to_vec(&l).map_err(|e| Error::Internal(e.to_string()))?;
                 this.store.meta_put(Meta::Lookup, &k, &raw).await?;
@@ -534,10 +593,7 @@ impl Pipeline {
             // the body stays one line so the go command shows all of it.
             tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
                 sumdb = name, "refused: checksum database presented a forked log");
-            return Error::Security(format!(
-                "{mv}: checksum database {name} presented a forked log (server misbehavior); \
-                 modgate refuses new modules until an operator runs `modgate trust reset --sumdb {name}`"
-            ));
+            return Error::Security(format!("{mv}: {}", forked_message(name)));
         }
         if e.is_security() {
             tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
@@ -564,6 +620,14 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Why everything new is refused after a fork (one line: the go command shows all of it).
+pub fn forked_message(sumdb: &str) -> String {
+    format!(
+        "checksum database {sumdb} presented a forked log (server misbehavior); \
+         modgate refuses new modules until an operator runs `modgate trust reset --sumdb {sumdb}`"
+    )
 }
 
 /// The fields of a `.info` that are checked.

@@ -80,6 +80,13 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    // Restore the persisted trust state (and a recorded fork, which keeps
+    // refusing) before the first request, so readiness reports it at once.
+    // A failure here is retried lazily by the first verification.
+    let sumdb = state.pipeline.sumdb();
+    if let Err(e) = sumdb.load().await {
+        tracing::error!(sumdb = sumdb.name(), error = %e, "loading checksum database trust state");
+    }
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
