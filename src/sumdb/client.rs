@@ -282,22 +282,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// `!`-case encoding: each ASCII upper-case letter becomes `!` and its lower
-/// case. Idempotent on already-escaped text, so it can follow
-/// `crate::module::escape_*`, which also validate.
-fn bang_case(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('!');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 impl Client {
     /// A client trusting the verifier key `vkey` (e.g.
     /// `sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8`).
@@ -371,7 +355,7 @@ impl Client {
             .map_err(|e| ClientError::InvalidModule(format!("{path}: {e}")))?;
         let evers = crate::module::escape_version(version)
             .map_err(|e| ClientError::InvalidModule(format!("{version}: {e}")))?;
-        let remote = format!("lookup/{}@{}", bang_case(&epath), bang_case(&evers));
+        let remote = format!("lookup/{epath}@{evers}");
         let data = self.ops.read_remote(&remote).await?;
         let lookup = parse_lookup(&data)?;
         self.merge_latest(&lookup.note).await?;
@@ -814,19 +798,6 @@ fn tile_in_tree(t: Tile, n: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bang_case_escapes_and_is_idempotent() {
-        assert_eq!(
-            bang_case("github.com/BurntSushi/toml"),
-            "github.com/!burnt!sushi/toml"
-        );
-        assert_eq!(
-            bang_case("github.com/!burnt!sushi/toml"),
-            "github.com/!burnt!sushi/toml"
-        );
-        assert_eq!(bang_case("v1.0.0-RC1"), "v1.0.0-!r!c1");
-    }
 
     #[test]
     fn errors_classify() {
