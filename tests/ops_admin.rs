@@ -37,7 +37,12 @@ fn traffic(mg: &Modgate, versions: &[(&str, &str)]) {
     for (m, v) in versions {
         for ext in ["info", "mod", "zip"] {
             let (status, _, body) = mg.get(&format!("/{m}/@v/{v}.{ext}"));
-            assert_eq!(status, 200, "{m}@{v}.{ext}: {}", String::from_utf8_lossy(&body));
+            assert_eq!(
+                status,
+                200,
+                "{m}@{v}.{ext}: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
     }
 }
@@ -77,7 +82,9 @@ fn cache_ls_verify_rm_on_a_served_data_dir() {
         assert!(!out.status.success(), "{args:?}");
         let (_, err) = text(&out);
         assert!(
-            err.contains(&format!("modgate serve is running on {data}; stop it first")),
+            err.contains(&format!(
+                "modgate serve is running on {data}; stop it first"
+            )),
             "{args:?}: {err}"
         );
     }
@@ -105,11 +112,20 @@ fn cache_ls_verify_rm_on_a_served_data_dir() {
         ("nothing.example", 0),
     ] {
         let out = modgate(&["cache", "ls", "--data-dir", data, pat]);
-        assert_eq!(text(&out).0.lines().count(), n + 1, "{pat}: {:?}", text(&out));
+        assert_eq!(
+            text(&out).0.lines().count(),
+            n + 1,
+            "{pat}: {:?}",
+            text(&out)
+        );
     }
     let entries = ls_json(data);
     assert_eq!(entries.len(), 9);
-    assert!(entries.iter().all(|e| e["verification"]["tree_size"].as_i64() > Some(0)));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["verification"]["tree_size"].as_i64() > Some(0))
+    );
 
     // verify: everything holds.
     let out = modgate(&["cache", "verify", "--data-dir", data]);
@@ -120,10 +136,16 @@ fn cache_ls_verify_rm_on_a_served_data_dir() {
     // Corrupt one stored zip on disk (same size, one byte flipped).
     let zip = entries
         .iter()
-        .find(|e| e["module"] == "example.com/hello" && e["version"] == "v1.1.0" && e["kind"] == "zip")
+        .find(|e| {
+            e["module"] == "example.com/hello" && e["version"] == "v1.1.0" && e["kind"] == "zip"
+        })
         .unwrap();
     let digest = zip["digest"].as_str().unwrap();
-    let blob = dir.path().join("blobs/sha256").join(&digest[..2]).join(digest);
+    let blob = dir
+        .path()
+        .join("blobs/sha256")
+        .join(&digest[..2])
+        .join(digest);
     let mut bytes = std::fs::read(&blob).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
@@ -151,15 +173,26 @@ fn cache_ls_verify_rm_on_a_served_data_dir() {
     assert!(out.status.success(), "{:?}", text(&out));
 
     // rm: one version, then a whole module.
-    let out = modgate(&["cache", "rm", "--data-dir", data, "example.com/hello@v1.0.0"]);
+    let out = modgate(&[
+        "cache",
+        "rm",
+        "--data-dir",
+        data,
+        "example.com/hello@v1.0.0",
+    ]);
     let (stdout, err) = text(&out);
     assert!(out.status.success(), "{err}");
-    assert_eq!(stdout.matches("removed example.com/hello@v1.0.0").count(), 3, "{stdout}");
+    assert_eq!(
+        stdout.matches("removed example.com/hello@v1.0.0").count(),
+        3,
+        "{stdout}"
+    );
     let out = modgate(&["cache", "rm", "--data-dir", data, "example.com/nested"]);
     assert!(out.status.success());
     let left = ls_json(data);
     assert!(
-        left.iter().all(|e| e["module"] == "example.com/hello" && e["version"] == "v1.1.0"),
+        left.iter()
+            .all(|e| e["module"] == "example.com/hello" && e["version"] == "v1.1.0"),
         "{left:?}"
     );
     let out = modgate(&["cache", "rm", "--data-dir", data, "not a module"]);
@@ -265,21 +298,31 @@ fn prefetch_go_sum_and_go_mod_through_the_pipeline() {
         .filter(|e| e["module"] == "example.com/hello" && e["version"] == "v1.0.0")
         .map(|e| e["kind"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(kinds_of_old, ["mod"], "a go.mod-only go.sum line fetches only the go.mod");
+    assert_eq!(
+        kinds_of_old,
+        ["mod"],
+        "a go.mod-only go.sum line fetches only the go.mod"
+    );
 
     // Again: all cached, nothing fetched.
     let zips = up.hits_suffix(".zip");
     let out = run(&[&go_sum]);
     let (_, err) = text(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("0 artifacts fetched and verified, 7 already cached"), "{err}");
+    assert!(
+        err.contains("0 artifacts fetched and verified, 7 already cached"),
+        "{err}"
+    );
     assert_eq!(up.hits_suffix(".zip"), zips);
 
     // A go.sum whose hash disagrees with what the checksum database proved fails.
     let bad_sum = work.path().join("bad.sum");
     std::fs::write(
         &bad_sum,
-        format!("{} {} h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", hello.path, hello.version),
+        format!(
+            "{} {} h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+            hello.path, hello.version
+        ),
     )
     .unwrap();
     let out = run(&[&bad_sum]);
@@ -292,12 +335,17 @@ fn prefetch_go_sum_and_go_mod_through_the_pipeline() {
     up.tamper("example.com/multi/v2", "v2.0.0", "zip");
     let tampered = work.path().join("multi.sum");
     let multi = sum_of("example.com/multi/v2", "v2.0.0");
-    std::fs::write(&tampered, format!("{} {} {}\n", multi.path, multi.version, multi.sum)).unwrap();
+    std::fs::write(
+        &tampered,
+        format!("{} {} {}\n", multi.path, multi.version, multi.sum),
+    )
+    .unwrap();
     let out = run(&[&tampered]);
     let (_, err) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("FAILED example.com/multi/v2@v2.0.0: SECURITY: ") && err.contains("zip checksum mismatch"),
+        err.contains("FAILED example.com/multi/v2@v2.0.0: SECURITY: ")
+            && err.contains("zip checksum mismatch"),
         "{err}"
     );
     let out = modgate(&["cache", "ls", "--data-dir", data_s, "example.com/multi/v2@"]);
@@ -310,7 +358,9 @@ fn prefetch_go_sum_and_go_mod_through_the_pipeline() {
     let (_, err) = text(&out);
     assert!(!out.status.success());
     assert!(
-        err.contains(&format!("modgate serve is running on {data_s}; stop it first")),
+        err.contains(&format!(
+            "modgate serve is running on {data_s}; stop it first"
+        )),
         "{err}"
     );
     drop(mg);

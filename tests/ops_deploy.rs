@@ -88,7 +88,7 @@ fn dockerfile_builds_the_binary_and_runs_it_unprivileged_with_a_health_check() {
         if i.op == "FROM" {
             let f: Vec<&str> = i.args.split_whitespace().collect();
             let name = match f[..] {
-                [_, ref kw, n] if kw.eq_ignore_ascii_case("as") => Some(n.to_string()),
+                [_, kw, n] if kw.eq_ignore_ascii_case("as") => Some(n.to_string()),
                 [_] => None,
                 _ => panic!("FROM {}", i.args),
             };
@@ -127,7 +127,10 @@ fn dockerfile_builds_the_binary_and_runs_it_unprivileged_with_a_health_check() {
         .rsplit_once("/target/release/")
         .map(|(_, b)| b)
         .expect("copied from target/release");
-    assert!(cargo_bins().contains(&bin.to_string()), "{bin} is not a bin target");
+    assert!(
+        cargo_bins().contains(&bin.to_string()),
+        "{bin} is not a bin target"
+    );
     let entry = &all("ENTRYPOINT")[0].args;
     let entry: Vec<String> = serde_json::from_str(entry).expect("exec-form ENTRYPOINT");
     assert_eq!(entry[0], dest);
@@ -139,7 +142,7 @@ fn dockerfile_builds_the_binary_and_runs_it_unprivileged_with_a_health_check() {
     let user_name = user.split(':').next().unwrap();
     assert_ne!(user_name, "root");
     assert!(
-        runs.contains(&format!("useradd")) && runs.contains(&format!(" {user_name}")),
+        runs.contains("useradd") && runs.contains(&format!(" {user_name}")),
         "user {user_name} is created: {runs}"
     );
     assert!(all("VOLUME")[0].args.contains("/data"));
@@ -161,7 +164,11 @@ fn dockerfile_builds_the_binary_and_runs_it_unprivileged_with_a_health_check() {
     assert!(out.status.success(), "{cmd:?} is a modgate subcommand");
 
     let ignore = read(".dockerignore");
-    assert!(ignore.lines().any(|l| l.trim().trim_end_matches('/') == "target"));
+    assert!(
+        ignore
+            .lines()
+            .any(|l| l.trim().trim_end_matches('/') == "target")
+    );
 }
 
 /// Every YAML file under deploy/, each document as JSON.
@@ -214,7 +221,10 @@ fn kubernetes_and_compose_files_parse_and_probe_the_real_endpoints() {
     let kust = k8s.iter().find(|d| d["kind"] == "Kustomization").unwrap();
     for r in kust["resources"].as_array().unwrap() {
         assert!(
-            root().join("deploy/kubernetes").join(r.as_str().unwrap()).exists(),
+            root()
+                .join("deploy/kubernetes")
+                .join(r.as_str().unwrap())
+                .exists(),
             "{r}"
         );
     }
@@ -264,7 +274,10 @@ fn kubernetes_and_compose_files_parse_and_probe_the_real_endpoints() {
         .as_str()
         .unwrap();
     assert_eq!(env_config, format!("{config_mount}/modgate.toml"));
-    let pvc = k8s.iter().find(|d| d["kind"] == "PersistentVolumeClaim").unwrap();
+    let pvc = k8s
+        .iter()
+        .find(|d| d["kind"] == "PersistentVolumeClaim")
+        .unwrap();
     let claim = spec["volumes"]
         .as_array()
         .unwrap()
@@ -329,7 +342,11 @@ fn systemd_unit_is_hardened_and_writes_only_its_data_dir() {
         .iter()
         .find_map(|e| e.strip_prefix("MODGATE_DATA_DIR="))
         .expect("MODGATE_DATA_DIR set");
-    assert!(one("Service.ReadWritePaths").split_whitespace().any(|p| p == data_dir));
+    assert!(
+        one("Service.ReadWritePaths")
+            .split_whitespace()
+            .any(|p| p == data_dir)
+    );
     assert_eq!(
         format!("/var/lib/{}", one("Service.StateDirectory")),
         data_dir
@@ -339,7 +356,10 @@ fn systemd_unit_is_hardened_and_writes_only_its_data_dir() {
     assert!(exec.next().unwrap().ends_with("/modgate"));
     let sub: Vec<&str> = exec.collect();
     let out = modgate_bin().args(&sub).arg("--help").output().unwrap();
-    assert!(out.status.success(), "ExecStart {sub:?} is a modgate command");
+    assert!(
+        out.status.success(),
+        "ExecStart {sub:?} is a modgate command"
+    );
     assert_eq!(one("Install.WantedBy"), "multi-user.target");
 }
 

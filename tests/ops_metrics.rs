@@ -70,12 +70,18 @@ fn metrics_count_real_traffic() {
     let n = VERSIONS.len() as f64;
     for kind in ["mod", "zip", "info"] {
         assert_eq!(
-            get(&m, &format!(r#"modgate_http_requests_total{{kind="{kind}",status="200"}}"#)),
+            get(
+                &m,
+                &format!(r#"modgate_http_requests_total{{kind="{kind}",status="200"}}"#)
+            ),
             2.0 * n,
             "{kind}"
         );
         assert_eq!(
-            get(&m, &format!(r#"modgate_cache_requests_total{{kind="{kind}",outcome="hit"}}"#)),
+            get(
+                &m,
+                &format!(r#"modgate_cache_requests_total{{kind="{kind}",outcome="hit"}}"#)
+            ),
             n,
             "{kind} hits"
         );
@@ -83,39 +89,95 @@ fn metrics_count_real_traffic() {
     // The first round missed every artifact.
     for kind in ["mod", "zip", "info"] {
         assert_eq!(
-            get(&m, &format!(r#"modgate_cache_requests_total{{kind="{kind}",outcome="miss"}}"#)),
+            get(
+                &m,
+                &format!(r#"modgate_cache_requests_total{{kind="{kind}",outcome="miss"}}"#)
+            ),
             n,
             "{kind} misses"
         );
     }
-    assert_eq!(get(&m, r#"modgate_http_requests_total{kind="mod",status="403"}"#), 1.0);
-    assert_eq!(get(&m, r#"modgate_http_requests_total{kind="mod",status="502"}"#), 1.0);
-    assert_eq!(get(&m, r#"modgate_http_requests_total{kind="list",status="200"}"#), 1.0);
-    assert!(get(&m, r#"modgate_http_requests_total{kind="other",status="404"}"#) >= 1.0);
-
-    // Upstream: one download per zip, sized as served.
     assert_eq!(
-        get(&m, r#"modgate_upstream_fetches_total{op="download",outcome="ok"}"#),
-        n
-    );
-    assert_eq!(
-        get(&m, r#"modgate_upstream_fetch_duration_seconds_count{op="download",outcome="ok"}"#),
-        n
-    );
-    assert!(get(&m, r#"modgate_upstream_fetches_total{op="get",outcome="ok"}"#) >= 2.0 * n);
-    assert!(get(&m, r#"modgate_upstream_fetches_total{op="get",outcome="status"}"#) >= 1.0);
-    let up_bytes = get(&m, r#"modgate_upstream_bytes_total{op="download",outcome="ok"}"#)
-        + get(&m, r#"modgate_upstream_bytes_total{op="get",outcome="ok"}"#);
-    assert!(up_bytes >= bytes as f64, "{up_bytes} >= {bytes}");
-
-    // Verifications: every stored artifact, the refusal, the outage.
-    assert_eq!(get(&m, r#"modgate_verifications_total{outcome="ok",reason="ok"}"#), 3.0 * n);
-    assert_eq!(
-        get(&m, r#"modgate_verifications_total{outcome="refused",reason="mismatch"}"#),
+        get(
+            &m,
+            r#"modgate_http_requests_total{kind="mod",status="403"}"#
+        ),
         1.0
     );
     assert_eq!(
-        get(&m, r#"modgate_verifications_total{outcome="error",reason="sumdb_unreachable"}"#),
+        get(
+            &m,
+            r#"modgate_http_requests_total{kind="mod",status="502"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            &m,
+            r#"modgate_http_requests_total{kind="list",status="200"}"#
+        ),
+        1.0
+    );
+    assert!(
+        get(
+            &m,
+            r#"modgate_http_requests_total{kind="other",status="404"}"#
+        ) >= 1.0
+    );
+
+    // Upstream: one download per zip, sized as served.
+    assert_eq!(
+        get(
+            &m,
+            r#"modgate_upstream_fetches_total{op="download",outcome="ok"}"#
+        ),
+        n
+    );
+    assert_eq!(
+        get(
+            &m,
+            r#"modgate_upstream_fetch_duration_seconds_count{op="download",outcome="ok"}"#
+        ),
+        n
+    );
+    assert!(
+        get(
+            &m,
+            r#"modgate_upstream_fetches_total{op="get",outcome="ok"}"#
+        ) >= 2.0 * n
+    );
+    assert!(
+        get(
+            &m,
+            r#"modgate_upstream_fetches_total{op="get",outcome="status"}"#
+        ) >= 1.0
+    );
+    let up_bytes = get(
+        &m,
+        r#"modgate_upstream_bytes_total{op="download",outcome="ok"}"#,
+    ) + get(&m, r#"modgate_upstream_bytes_total{op="get",outcome="ok"}"#);
+    assert!(up_bytes >= bytes as f64, "{up_bytes} >= {bytes}");
+
+    // Verifications: every stored artifact, the refusal, the outage.
+    assert_eq!(
+        get(
+            &m,
+            r#"modgate_verifications_total{outcome="ok",reason="ok"}"#
+        ),
+        3.0 * n
+    );
+    assert_eq!(
+        get(
+            &m,
+            r#"modgate_verifications_total{outcome="refused",reason="mismatch"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            &m,
+            r#"modgate_verifications_total{outcome="error",reason="sumdb_unreachable"}"#
+        ),
         1.0
     );
 
@@ -124,7 +186,10 @@ fn metrics_count_real_traffic() {
     assert_eq!(get(&m, "modgate_store_bytes"), bytes as f64);
     let latest = up.get("/sumdb/refsum.test/latest").text();
     let size: f64 = latest.lines().nth(1).unwrap().parse().unwrap();
-    assert_eq!(get(&m, r#"modgate_sumdb_tree_size{sumdb="refsum.test"}"#), size);
+    assert_eq!(
+        get(&m, r#"modgate_sumdb_tree_size{sumdb="refsum.test"}"#),
+        size
+    );
     assert_eq!(get(&m, r#"modgate_sumdb_forked{sumdb="refsum.test"}"#), 0.0);
     assert_eq!(get(&m, "modgate_inflight_fetches"), 0.0);
 
@@ -161,7 +226,10 @@ fn readyz_reports_an_unwritable_store() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["ready"], false);
     let problem = body["problems"][0].as_str().unwrap();
-    assert!(problem.starts_with("store: cannot create a spool file"), "{problem}");
+    assert!(
+        problem.starts_with("store: cannot create a spool file"),
+        "{problem}"
+    );
     assert_eq!(body["checks"]["trust"], "ok");
     // Liveness is unaffected: restarting would not fix a disk.
     assert_eq!(mg.get("/healthz").0, 200);
@@ -169,7 +237,10 @@ fn readyz_reports_an_unwritable_store() {
     std::fs::remove_file(&tmp).unwrap();
     std::fs::create_dir(&tmp).unwrap();
     assert_eq!(readyz(&mg).0, 200);
-    assert!(std::fs::read_dir(&tmp).unwrap().next().is_none(), "the probe cleans up");
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().next().is_none(),
+        "the probe cleans up"
+    );
 }
 
 #[test]
@@ -184,11 +255,20 @@ fn a_forked_checksum_database_makes_modgate_unready() {
     let (status, body) = readyz(&mg);
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["sumdb"]["forked"], true);
-    assert!(body["checks"]["fork"].as_str().unwrap().contains("forked log"), "{body}");
+    assert!(
+        body["checks"]["fork"]
+            .as_str()
+            .unwrap()
+            .contains("forked log"),
+        "{body}"
+    );
     let m = scrape(&mg);
     assert_eq!(get(&m, r#"modgate_sumdb_forked{sumdb="refsum.test"}"#), 1.0);
     assert_eq!(
-        get(&m, r#"modgate_verifications_total{outcome="refused",reason="fork"}"#),
+        get(
+            &m,
+            r#"modgate_verifications_total{outcome="refused",reason="fork"}"#
+        ),
         1.0
     );
 }
