@@ -59,23 +59,25 @@ enum CacheCommand {
     },
 }
 
-/// Where the data dir is: `--data-dir`, or the one named by `--config`.
+/// Where the data dir is, as for `serve`: flag > env > config file > default.
 #[derive(Args)]
 struct DataDirArgs {
-    /// TOML configuration file (its data_dir is used).
+    /// TOML configuration file (only its data_dir is used).
     #[arg(long, env = "MODGATE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The data directory [default: ./modgate-data].
+    /// The data dir of the modgate server [default: ./modgate-data].
     #[arg(long, env = "MODGATE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 }
 
 impl DataDirArgs {
-    fn data_dir(&self) -> Result<PathBuf, Box<dyn std::error::Error>> {
-        Ok(match (&self.data_dir, &self.config) {
-            (Some(d), _) => d.clone(),
-            (None, Some(c)) => Config::from_file(c)?.data_dir,
-            (None, None) => Config::default().data_dir,
+    fn resolve(&self) -> Result<PathBuf, Box<dyn std::error::Error>> {
+        if let Some(d) = &self.data_dir {
+            return Ok(d.clone());
+        }
+        Ok(match &self.config {
+            Some(p) => Config::from_file(p)?.data_dir,
+            None => Config::default().data_dir,
         })
     }
 }
@@ -212,16 +214,16 @@ async fn admin(cmd: Command) -> Result<bool, Box<dyn std::error::Error>> {
     let mut out = std::io::stdout().lock();
     match cmd {
         Command::Cache(CacheCommand::Ls { dir, pattern, json }) => {
-            let store = cache::open_store(&dir.data_dir()?)?;
+            let store = cache::open_store(&dir.resolve()?)?;
             cache::ls(&store, pattern.as_deref(), json, &mut out).await?;
             Ok(true)
         }
         Command::Cache(CacheCommand::Verify { dir }) => {
-            let store = cache::open_store(&dir.data_dir()?)?;
+            let store = cache::open_store(&dir.resolve()?)?;
             Ok(cache::verify(&store, &mut out).await?.bad.is_empty())
         }
         Command::Cache(CacheCommand::Rm { dir, target }) => {
-            let store = cache::open_store(&dir.data_dir()?)?;
+            let store = cache::open_store(&dir.resolve()?)?;
             cache::rm(&store, &target, &mut out).await?;
             Ok(true)
         }

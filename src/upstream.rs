@@ -59,6 +59,18 @@ struct Proxy {
     fall_through_any: bool,
 }
 
+impl Proxy {
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path)
+    }
+
+    /// The `go` command's rule: after `,` only a 404/410 moves on to the
+    /// next proxy; after `|` any error does.
+    fn moves_on(&self, e: &UpstreamError) -> bool {
+        self.fall_through_any || e.is_not_found()
+    }
+}
+
 /// The shared HTTP client plus the configured upstream list.
 #[derive(Clone)]
 pub struct Upstream {
@@ -145,16 +157,10 @@ impl Upstream {
     pub async fn get(&self, path: &str, max: u64) -> Result<Bytes, UpstreamError> {
         let mut last = UpstreamError::Off;
         for p in &self.proxies {
-            let url = format!("{}/{}", p.base, path);
-            match self.get_url(&url, max).await {
+            match self.get_url(&p.url(path), max).await {
                 Ok(b) => return Ok(b),
-                Err(e) => {
-                    let next = e.is_not_found() || p.fall_through_any;
-                    last = e;
-                    if !next {
-                        break;
-                    }
-                }
+                Err(e) if p.moves_on(&e) => last = e,
+                Err(e) => return Err(e),
             }
         }
         Err(last)
@@ -168,31 +174,20 @@ impl Upstream {
         max: u64,
         file: &mut tokio::fs::File,
     ) -> Result<(u64, String), UpstreamError> {
+        use tokio::io::AsyncSeekExt;
         let mut last = UpstreamError::Off;
         for p in &self.proxies {
-            let url = format!("{}/{}", p.base, path);
             // A previous proxy may have left a partial body.
             file.set_len(0)
                 .await
                 .map_err(|e| UpstreamError::Spool(e.to_string()))?;
-            use tokio::io::AsyncSeekExt;
             file.rewind()
                 .await
                 .map_err(|e| UpstreamError::Spool(e.to_string()))?;
-            let start = Instant::now();
-            let r = self.download_url(&url, max, file).await;
-            let bytes = r.as_ref().map_or(0, |(n, _)| *n);
-            self.metrics
-                .upstream("download", upstream_outcome(&r), start.elapsed(), bytes);
-            match r {
+            match self.download_url(&p.url(path), max, file).await {
                 Ok(r) => return Ok(r),
-                Err(e) => {
-                    let next = e.is_not_found() || p.fall_through_any;
-                    last = e;
-                    if !next {
-                        break;
-                    }
-                }
+                Err(e) if p.moves_on(&e) => last = e,
+                Err(e) => return Err(e),
             }
         }
         Err(last)
@@ -232,7 +227,22 @@ impl Upstream {
         r
     }
 
+    /// Streams one URL into `file`, counted in the metrics.
     async fn download_url(
+        &self,
+        url: &str,
+        max: u64,
+        file: &mut tokio::fs::File,
+    ) -> Result<(u64, String), UpstreamError> {
+        let start = Instant::now();
+        let r = self.download_url_uncounted(url, max, file).await;
+        let bytes = r.as_ref().map_or(0, |(n, _)| *n);
+        self.metrics
+            .upstream("download", upstream_outcome(&r), start.elapsed(), bytes);
+        r
+    }
+
+    async fn download_url_uncounted(
         &self,
         url: &str,
         max: u64,
