@@ -22,6 +22,10 @@ pub enum Error {
     /// Upstream answered 410 Gone.
     #[error("gone: {0}")]
     Gone(String),
+    /// Credentials missing or not accepted (`[auth]`). Answered 401 with a
+    /// `WWW-Authenticate` challenge; the message never holds the credential.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     /// Verification failed: the bytes are not what the checksum database
     /// says, or the database itself misbehaved. Always 403.
     #[error("SECURITY: {0}")]
@@ -50,6 +54,7 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) | Error::Offline(_) => StatusCode::NOT_FOUND,
             Error::Gone(_) => StatusCode::GONE,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Security(_) => StatusCode::FORBIDDEN,
             Error::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -82,6 +87,18 @@ impl IntoResponse for Error {
         );
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self, Error::Unauthorized(_)) {
+            // Basic is what the go command answers (from .netrc); Bearer for tools.
+            for challenge in [
+                "Basic realm=\"modgate\", charset=\"UTF-8\"",
+                "Bearer realm=\"modgate\"",
+            ] {
+                resp.headers_mut().append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+        }
         resp
     }
 }

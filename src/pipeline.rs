@@ -25,6 +25,7 @@ use tokio::io::AsyncReadExt;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::flight::Flights;
+use crate::metrics::Metrics;
 use crate::module::semver;
 use crate::modzip;
 use crate::protocol::{Kind, ModPath, ModVersion};
@@ -112,6 +113,11 @@ impl Pipeline {
         &self.cfg
     }
 
+    /// The server's metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.upstream.metrics()
+    }
+
     /// Misses being fetched and verified right now (for metrics).
     pub fn in_flight(&self) -> usize {
         self.artifacts.len()
@@ -131,7 +137,9 @@ impl Pipeline {
             Err(StoreError::Corrupt { digest, reason }) => {
                 tracing::error!(module = %mv.path(), version = %mv.version(), kind = kind.ext(),
                     %digest, %reason, "stored blob corrupt; refetching");
-                self.store.remove(mv, kind).await?;
+                if self.store.remove(mv, kind).await? {
+                    self.metrics().stored(-1, -(entry.size as i64));
+                }
                 let (entry, cache) = self.artifact(mv, kind).await?;
                 let blob = self.store.open(&entry).await?;
                 Ok((entry, blob, cache))
@@ -190,6 +198,7 @@ impl Pipeline {
             return Err(self.refuse(
                 mv,
                 Kind::Mod,
+                "mismatch",
                 format!(
                     "go.mod checksum mismatch: upstream served {got}, {} has {}",
                     self.sumdb.name(),
@@ -198,7 +207,7 @@ impl Pipeline {
             ));
         }
         let entry = self.entry(mv, Kind::Mod, &data, got, &lookup);
-        Ok(self.store.commit_bytes(&data, entry).await?)
+        Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
     }
 
     async fn miss_zip(self: &Arc<Self>, mv: &ModVersion) -> Result<Entry> {
@@ -210,6 +219,7 @@ impl Pipeline {
             return Err(self.refuse(
                 mv,
                 Kind::Zip,
+                "no_zip_hash",
                 format!("{} has no zip hash for this version", self.sumdb.name()),
             ));
         };
@@ -240,11 +250,19 @@ impl Pipeline {
             tokio::task::spawn_blocking(move || modzip::check_zip(&p, &m, &v, Some(&go_mod)))
                 .await
                 .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
-                .map_err(|e| self.refuse(mv, Kind::Zip, format!("invalid module zip: {e}")))?;
+                .map_err(|e| {
+                    self.refuse(
+                        mv,
+                        Kind::Zip,
+                        "zip_rule",
+                        format!("invalid module zip: {e}"),
+                    )
+                })?;
         if checked.h1 != want {
             return Err(self.refuse(
                 mv,
                 Kind::Zip,
+                "mismatch",
                 format!(
                     "zip checksum mismatch: upstream served {}, {} has {want}",
                     checked.h1,
@@ -260,7 +278,7 @@ impl Pipeline {
             size: spool.size,
             verification: self.verification(want, &lookup),
         };
-        Ok(self.store.commit(spool, entry).await?)
+        Ok(self.verified(self.store.commit(spool, entry).await?))
     }
 
     /// `artifact(mv, Mod)` behind a boxed `Send` future: the zip miss needs
@@ -296,7 +314,7 @@ impl Pipeline {
         // Only versions the checksum database knows are served.
         let lookup = self.lookup(mv).await?;
         let entry = self.entry(mv, Kind::Info, &data, String::new(), &lookup);
-        Ok(self.store.commit_bytes(&data, entry).await?)
+        Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
     }
 
     /// The verified lookup of a module version: from the store, or proven
@@ -579,8 +597,16 @@ impl Pipeline {
         }
     }
 
-    /// Logs a security refusal and builds its 403.
-    fn refuse(&self, mv: &ModVersion, kind: Kind, reason: String) -> Error {
+    /// Counts a verified, committed artifact.
+    fn verified(&self, e: Entry) -> Entry {
+        self.metrics().verification("ok", "ok");
+        self.metrics().stored(1, e.size as i64);
+        e
+    }
+
+    /// Logs a security refusal and builds its 403; `label` is its metrics reason.
+    fn refuse(&self, mv: &ModVersion, kind: Kind, label: &str, reason: String) -> Error {
+        self.metrics().verification("refused", label);
         tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
             kind = kind.ext(), %reason, "refused: verification failed");
         Error::Security(format!("{mv}: {reason}"))
@@ -588,7 +614,9 @@ impl Pipeline {
 
     fn sumdb_error(&self, mv: &ModVersion, e: ClientError) -> Error {
         let name = self.sumdb.name();
+        let m = self.metrics();
         if matches!(e, ClientError::Fork(_) | ClientError::Forked) {
+            m.verification("refused", "fork");
             // The evidence itself was logged and saved by the client's ops;
             // the body stays one line so the go command shows all of it.
             tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
@@ -596,17 +624,25 @@ impl Pipeline {
             return Error::Security(format!("{mv}: {}", forked_message(name)));
         }
         if e.is_security() {
+            let label = match e {
+                ClientError::Note(_) => "bad_signature",
+                ClientError::Lookup(_) => "bad_lookup",
+                _ => "bad_proof",
+            };
+            m.verification("refused", label);
             tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
                 sumdb = name, error = %e, "refused: checksum database verification failed");
             return Error::Security(format!("{mv}: {name}: {e}"));
         }
         match e {
             ClientError::NotFound(_) => {
+                m.verification("refused", "not_in_sumdb");
                 tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
                     sumdb = name, error = %e, "refused: not in the checksum database");
                 Error::Security(format!("{mv}: not in the checksum database {name}: {e}"))
             }
             e => {
+                m.verification("error", "sumdb_unreachable");
                 tracing::warn!(module = %mv.path(), version = %mv.version(), sumdb = name, error = %e,
                     "checksum database unavailable");
                 let msg = format!(

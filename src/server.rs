@@ -35,6 +35,10 @@ pub enum StartError {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("[auth]: {0}")]
+    Auth(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Builds everything a server needs from its configuration.
@@ -60,8 +64,9 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     };
     let client =
         Client::new(Arc::new(ops), &spec.vkey).map_err(|e| StartError::Key(e.to_string()))?;
+    let auth = Arc::new(crate::http::auth::Auth::from_config(&cfg.auth).map_err(StartError::Auth)?);
     let pipeline = Pipeline::new(store, upstream, Arc::new(client), cfg);
-    Ok(AppState { pipeline })
+    Ok(AppState { pipeline, auth })
 }
 
 /// Binds the configured address.
@@ -75,6 +80,7 @@ pub async fn bind(addr: &str) -> Result<TcpListener, StartError> {
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
+/// HTTPS when `[tls]` is configured, plain HTTP otherwise.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -87,10 +93,82 @@ pub async fn run(
     if let Err(e) = sumdb.load().await {
         tracing::error!(sumdb = sumdb.name(), error = %e, "loading checksum database trust state");
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+    count_store(&state).await;
+    let tls = state.pipeline.config().tls.clone();
+    if !tls.enabled() {
+        return axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartError::Serve);
+    }
+    let rustls = tls_config(&tls)?;
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(None);
+    });
+    let listener = listener.into_std().map_err(StartError::Serve)?;
+    axum_server::tls_rustls::from_tcp_rustls(listener, rustls)
+        .map_err(StartError::Serve)?
+        .handle(handle)
+        .serve(app(state).into_make_service())
         .await
         .map_err(StartError::Serve)
+}
+
+/// Sets the store gauges once from the index; commits keep them current, so
+/// a scrape never walks the store.
+async fn count_store(state: &AppState) {
+    match state.pipeline.store().entries("").await {
+        Ok(entries) => {
+            let m = state.pipeline.metrics();
+            m.store_objects.set(entries.len() as i64);
+            m.store_bytes
+                .set(entries.iter().map(|e| e.size as i64).sum::<i64>());
+        }
+        Err(e) => tracing::warn!(error = %e, "counting the store for metrics"),
+    }
+}
+
+/// Loads the certificate chain and key into a rustls config using the ring
+/// provider (the one reqwest uses here, so only one crypto library is linked).
+fn tls_config(
+    tls: &crate::config::TlsConfig,
+) -> Result<axum_server::tls_rustls::RustlsConfig, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
+        return Err(StartError::Tls(
+            "both tls.cert_file and tls.key_file must be set".into(),
+        ));
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            StartError::Tls(format!("reading certificates from {}: {e}", cert.display()))
+        })?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "no certificate in {}",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        StartError::Tls(format!(
+            "reading the private key from {}: {e}",
+            key.display()
+        ))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(config),
+    ))
 }
 
 /// Completes on SIGTERM or ctrl-c.

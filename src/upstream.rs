@@ -5,13 +5,15 @@
 //! validated, re-escaped values ([`crate::protocol::ModVersion::artifact_path`]),
 //! so request text can never choose the host (no SSRF).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{Config, ConfigError};
+use crate::metrics::{Metrics, upstream_outcome};
 
 /// What went wrong talking to an upstream server.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -76,6 +78,9 @@ pub struct Upstream {
     proxies: Vec<Proxy>,
     request_timeout: Duration,
     read_timeout: Duration,
+    /// The server's metrics registry; it lives here because every part of a
+    /// server shares this object (see [`crate::metrics`]).
+    metrics: Arc<Metrics>,
 }
 
 /// Parses GOPROXY syntax into proxies. `off` gives an empty list; `direct`
@@ -134,7 +139,13 @@ impl Upstream {
             proxies,
             request_timeout: cfg.request_timeout(),
             read_timeout: cfg.read_timeout(),
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    /// The server's metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Whether any upstream proxy is configured (`off` gives none).
@@ -206,12 +217,32 @@ impl Upstream {
             check_length(url, body.len() as u64, want)?;
             Ok(Bytes::from(body))
         };
-        tokio::time::timeout(self.request_timeout, fut)
+        let start = Instant::now();
+        let r = tokio::time::timeout(self.request_timeout, fut)
             .await
-            .unwrap_or_else(|_| Err(UpstreamError::Timeout { url: url.into() }))
+            .unwrap_or_else(|_| Err(UpstreamError::Timeout { url: url.into() }));
+        let bytes = r.as_ref().map_or(0, |b| b.len() as u64);
+        self.metrics
+            .upstream("get", upstream_outcome(&r), start.elapsed(), bytes);
+        r
     }
 
+    /// Streams one URL into `file`, counted in the metrics.
     async fn download_url(
+        &self,
+        url: &str,
+        max: u64,
+        file: &mut tokio::fs::File,
+    ) -> Result<(u64, String), UpstreamError> {
+        let start = Instant::now();
+        let r = self.download_url_uncounted(url, max, file).await;
+        let bytes = r.as_ref().map_or(0, |(n, _)| *n);
+        self.metrics
+            .upstream("download", upstream_outcome(&r), start.elapsed(), bytes);
+        r
+    }
+
+    async fn download_url_uncounted(
         &self,
         url: &str,
         max: u64,

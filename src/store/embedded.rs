@@ -64,7 +64,7 @@ impl EmbeddedStore {
         &self.root
     }
 
-    fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
+    pub fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
         // Digests come from our own hashing, but the index could be damaged:
         // never build a path from anything but 64 lower-case hex digits.
         if digest.len() != 64
