@@ -5,8 +5,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
 
 use crate::config::Config;
 use crate::http::{AppState, app};
@@ -74,16 +80,80 @@ pub async fn bind(addr: &str) -> Result<TcpListener, StartError> {
         })
 }
 
+/// Largest request head (request line plus headers) read from a client;
+/// a larger one is answered 431 by hyper. GOPROXY requests are tiny.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+/// Most headers accepted in one request.
+pub const MAX_REQUEST_HEADERS: usize = 64;
+/// How long shutdown waits for in-flight requests before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves until `shutdown` completes, then finishes in-flight requests.
+///
+/// A hyper-util server rather than `axum::serve`, for the limits that one
+/// does not expose: a client must send its headers within
+/// `timeouts.client_header_secs` (slowloris), and a connection whose client
+/// accepts no byte of its response for `timeouts.client_stall_secs` is
+/// dropped, so slow or stuck clients cannot pin connections (and open
+/// blobs) forever while everyone else is served.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+    let cfg = state.pipeline.config();
+    let stall = cfg.client_stall_timeout();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.client_header_timeout())
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .max_headers(MAX_REQUEST_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_REQUEST_HEAD as u32);
+    let router = app(state);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut io = TimeoutStream::new(tcp);
+        io.set_write_timeout(Some(stall));
+        let service = TowerToHyperService::new(router.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(Box::pin(io)), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
-        .map_err(StartError::Serve)
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown: in-flight requests still running after {DRAIN_TIMEOUT:?}; stopping"
+        );
+    }
+    Ok(())
 }
 
 /// Completes on SIGTERM or ctrl-c.

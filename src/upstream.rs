@@ -39,8 +39,9 @@ pub enum UpstreamError {
     Truncated { url: String, got: u64, want: u64 },
     #[error("upstream is off")]
     Off,
-    #[error("writing spool file: {0}")]
-    Spool(String),
+    /// Writing the local spool file failed (the kind tells a full disk apart).
+    #[error("writing spool file: {1}")]
+    Spool(std::io::ErrorKind, String),
 }
 
 impl UpstreamError {
@@ -161,13 +162,9 @@ impl Upstream {
         for p in &self.proxies {
             let url = format!("{}/{}", p.base, path);
             // A previous proxy may have left a partial body.
-            file.set_len(0)
-                .await
-                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+            file.set_len(0).await.map_err(spool_err)?;
             use tokio::io::AsyncSeekExt;
-            file.rewind()
-                .await
-                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+            file.rewind().await.map_err(spool_err)?;
             match self.download_url(&url, max, file).await {
                 Ok(r) => return Ok(r),
                 Err(e) => {
@@ -245,17 +242,11 @@ impl Upstream {
                 });
             }
             hasher.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+            file.write_all(&chunk).await.map_err(spool_err)?;
         }
         check_length(url, got, want)?;
-        file.flush()
-            .await
-            .map_err(|e| UpstreamError::Spool(e.to_string()))?;
-        file.sync_all()
-            .await
-            .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+        file.flush().await.map_err(spool_err)?;
+        file.sync_all().await.map_err(spool_err)?;
         Ok((got, hex::encode(hasher.finalize())))
     }
 
@@ -290,6 +281,10 @@ impl Upstream {
             _ => UpstreamError::Status { url, status, body },
         })
     }
+}
+
+fn spool_err(e: std::io::Error) -> UpstreamError {
+    UpstreamError::Spool(e.kind(), e.to_string())
 }
 
 fn body_err(url: &str, e: reqwest::Error) -> UpstreamError {
