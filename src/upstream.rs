@@ -159,12 +159,14 @@ impl Upstream {
         file: &mut tokio::fs::File,
     ) -> Result<(u64, String), UpstreamError> {
         let mut last = UpstreamError::Off;
-        for p in &self.proxies {
+        for (i, p) in self.proxies.iter().enumerate() {
             let url = format!("{}/{}", p.base, path);
-            // A previous proxy may have left a partial body.
-            file.set_len(0).await.map_err(spool_err)?;
-            use tokio::io::AsyncSeekExt;
-            file.rewind().await.map_err(spool_err)?;
+            if i > 0 {
+                // A previous proxy may have left a partial body.
+                file.set_len(0).await.map_err(spool_err)?;
+                use tokio::io::AsyncSeekExt;
+                file.rewind().await.map_err(spool_err)?;
+            }
             match self.download_url(&url, max, file).await {
                 Ok(r) => return Ok(r),
                 Err(e) => {

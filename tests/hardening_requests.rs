@@ -98,7 +98,10 @@ fn malformed_requests_get_a_short_reason() {
         let shown = &path[..path.len().min(80)];
         assert_eq!(r.status, *want, "{shown}: {body}");
         assert!(!body.trim().is_empty(), "{shown}: empty body");
-        assert!(body.len() < 600 && body.lines().count() == 1, "{shown}: {body}");
+        assert!(
+            body.len() < 600 && body.lines().count() == 1,
+            "{shown}: {body}"
+        );
         assert_eq!(r.header("cache-control"), Some("no-store"), "{shown}");
         // HEAD answers the same status without a body.
         let h = raw(&mg, "HEAD", path);
@@ -188,7 +191,13 @@ fn methods_heads_and_limits() {
     many.push_str("Connection: close\r\n\r\n");
     let (status, _) = raw_bytes(&mg.url, many.as_bytes());
     assert!(status == 431 || status == 0, "{status}");
-    let r = http_request("GET", &format!("{}/example.com/hello/@v/list", mg.url), &[], None).unwrap();
+    let r = http_request(
+        "GET",
+        &format!("{}/example.com/hello/@v/list", mg.url),
+        &[],
+        None,
+    )
+    .unwrap();
     assert_eq!(r.status, 200);
 
     mg.stop();
@@ -243,8 +252,7 @@ fn request_paths_cannot_redirect_the_fetch() {
     // valid module paths (the escaping of validated values).
     for path in up.counters().keys() {
         assert!(
-            path.starts_with("/evil.test/x/@")
-                || path.starts_with("/sumdb/refsum.test/"),
+            path.starts_with("/evil.test/x/@") || path.starts_with("/sumdb/refsum.test/"),
             "unexpected upstream request {path}"
         );
     }

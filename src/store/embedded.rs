@@ -252,7 +252,13 @@ impl EmbeddedStore {
         tokio::fs::create_dir_all(&qdir)
             .await
             .map_err(io_err(&qdir))?;
-        let dest = qdir.join(format!("{}-{}", entry.digest, super::now_secs()));
+        // Unique: the same blob may rot (or be tampered with) more than once.
+        let dest = qdir.join(format!(
+            "{}-{}-{:016x}",
+            entry.digest,
+            super::now_secs(),
+            rand_u64()
+        ));
         match tokio::fs::rename(path, &dest).await {
             Ok(()) => {}
             // Another reader quarantined it first.
