@@ -6,7 +6,8 @@
 # Uses cargo-fuzz (installed with `cargo install cargo-fuzz --locked` when
 # missing) on the stable toolchain with RUSTC_BOOTSTRAP=1, which unlocks the
 # sanitizer flags libFuzzer needs. Build output goes to $FUZZ_TARGET_DIR
-# (default fuzz/target); corpora grow in fuzz/corpus/<target>/. A crash
+# (default fuzz/target); corpora grow in fuzz/corpus/<target>/, starting from
+# the checked-in seeds in fuzz/seeds/<target>/ where there are any. A crash
 # stops the script with a non-zero status; its input is saved under
 # fuzz/artifacts/<target>/ — reproduce with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/<file>
@@ -29,7 +30,10 @@ for t in $(cargo fuzz list); do
     # -timeout: one input may take at most 10 s (a hang is a bug too).
     # grep keeps libFuzzer's summary and any crash report, not its chatter.
     set +e
-    cargo fuzz run --target-dir "$target_dir" "$t" -- \
+    # Checked-in seeds (fuzz/seeds/<target>/) join the growing corpus.
+    corpora=("fuzz/corpus/$t")
+    [ -d "fuzz/seeds/$t" ] && corpora+=("fuzz/seeds/$t")
+    cargo fuzz run --target-dir "$target_dir" "$t" "${corpora[@]}" -- \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 |
         grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|SUMMARY|thread '|Test unit written|Running|Error)"
     status="${PIPESTATUS[0]}"

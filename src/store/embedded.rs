@@ -121,7 +121,7 @@ fn open_checked(
     // Hash through the same open file that will be served, so what was
     // proven is what is streamed (a rename over the path cannot interpose).
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; (size as usize).clamp(4096, 256 * 1024)];
     loop {
         let n = file.read(&mut buf).map_err(BlobFault::Io)?;
         if n == 0 {
