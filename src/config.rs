@@ -93,6 +93,10 @@ pub struct Timeouts {
     pub request_secs: u64,
     /// Seconds a read may stall while streaming a zip.
     pub read_secs: u64,
+    /// Seconds a client may take to send its request headers (slowloris guard).
+    pub client_header_secs: u64,
+    /// Seconds a client may leave a response unread before it is dropped.
+    pub client_stall_secs: u64,
 }
 
 /// How long clients and modgate may keep what it serves.
@@ -139,6 +143,8 @@ impl Default for Timeouts {
             connect_secs: 10,
             request_secs: 60,
             read_secs: 60,
+            client_header_secs: 30,
+            client_stall_secs: 60,
         }
     }
 }
@@ -194,6 +200,12 @@ impl Config {
     }
     pub fn read_timeout(&self) -> Duration {
         Duration::from_secs(self.timeouts.read_secs)
+    }
+    pub fn client_header_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.client_header_secs)
+    }
+    pub fn client_stall_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.client_stall_secs)
     }
 
     /// The parsed checksum database spec.

@@ -204,6 +204,6 @@ pub fn upstream_outcome<T>(r: &Result<T, crate::upstream::UpstreamError>) -> &'s
         Err(E::Timeout { .. }) => "timeout",
         Err(E::TooLarge { .. }) => "too_large",
         Err(E::Truncated { .. }) => "truncated",
-        Err(E::Spool(_)) => "spool_error",
+        Err(E::Spool(..)) => "spool_error",
     }
 }

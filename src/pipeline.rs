@@ -246,18 +246,26 @@ impl Pipeline {
             mv.path().to_string(),
             mv.version().to_string(),
         );
-        let checked =
-            tokio::task::spawn_blocking(move || modzip::check_zip(&p, &m, &v, Some(&go_mod)))
-                .await
-                .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
-                .map_err(|e| {
-                    self.refuse(
-                        mv,
-                        Kind::Zip,
-                        "zip_rule",
-                        format!("invalid module zip: {e}"),
-                    )
-                })?;
+        // The configured limits (x/mod's by default) bound the decompression too.
+        let limits = modzip::ZipLimits {
+            max_zip_file: self.cfg.limits.max_zip_bytes,
+            max_uncompressed: self.cfg.limits.max_zip_bytes,
+            max_go_mod: self.cfg.limits.max_mod_bytes,
+            ..modzip::ZipLimits::default()
+        };
+        let checked = tokio::task::spawn_blocking(move || {
+            modzip::check_zip_with_limits(&p, &m, &v, Some(&go_mod), &limits)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
+        .map_err(|e| {
+            self.refuse(
+                mv,
+                Kind::Zip,
+                "zip_rule",
+                format!("invalid module zip: {e}"),
+            )
+        })?;
         if checked.h1 != want {
             return Err(self.refuse(
                 mv,
@@ -635,6 +643,10 @@ impl Pipeline {
             return Error::Security(format!("{mv}: {name}: {e}"));
         }
         match e {
+            // Our own disk, not the checksum database.
+            ClientError::Storage(m) => {
+                Error::Storage(format!("{mv}: checksum database state: {m}"))
+            }
             ClientError::NotFound(_) => {
                 m.verification("refused", "not_in_sumdb");
                 tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
@@ -699,6 +711,8 @@ fn upstream_to_error(what: String, e: UpstreamError) -> Error {
         UpstreamError::NotFound { body, .. } => Error::NotFound(format!("{what}: {body}")),
         UpstreamError::Off => Error::NotFound(format!("{what}: no upstream configured")),
         UpstreamError::Timeout { .. } => Error::Timeout(format!("{what}: upstream timed out: {e}")),
+        // Our own disk failed, not upstream: say so (507 when it is full).
+        UpstreamError::Spool(kind, _) => Error::storage(kind, format!("{what}: {e}")),
         e => Error::UpstreamUnavailable(format!("{what}: upstream failed: {e}")),
     }
 }

@@ -5,8 +5,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
 
 use crate::config::Config;
 use crate::http::{AppState, app};
@@ -79,8 +85,23 @@ pub async fn bind(addr: &str) -> Result<TcpListener, StartError> {
         })
 }
 
+/// Largest request head (request line plus headers) read from a client;
+/// a larger one is answered 431 by hyper. GOPROXY requests are tiny.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+/// Most headers accepted in one request.
+pub const MAX_REQUEST_HEADERS: usize = 64;
+/// How long shutdown waits for in-flight requests before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves until `shutdown` completes, then finishes in-flight requests.
-/// HTTPS when `[tls]` is configured, plain HTTP otherwise.
+///
+/// HTTPS when `[tls]` is configured, plain HTTP otherwise. A hyper-util
+/// server rather than `axum::serve`, for the limits that one does not
+/// expose: a client must send its headers within `timeouts.client_header_secs`
+/// (slowloris), and a connection whose client accepts no byte of its
+/// response for `timeouts.client_stall_secs` is dropped, so slow or stuck
+/// clients cannot pin connections (and open blobs) forever while everyone
+/// else is served.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -94,27 +115,79 @@ pub async fn run(
         tracing::error!(sumdb = sumdb.name(), error = %e, "loading checksum database trust state");
     }
     count_store(&state).await;
-    let tls = state.pipeline.config().tls.clone();
-    if !tls.enabled() {
-        return axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartError::Serve);
+    let cfg = state.pipeline.config();
+    let tls = match cfg.tls.enabled() {
+        true => Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg.tls)?)),
+        false => None,
+    };
+    let (stall, header_timeout) = (cfg.client_stall_timeout(), cfg.client_header_timeout());
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .max_headers(MAX_REQUEST_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_REQUEST_HEAD as u32);
+    let router = app(state);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut io = TimeoutStream::new(tcp);
+        io.set_write_timeout(Some(stall));
+        let io = Box::pin(io);
+        let service = TowerToHyperService::new(router.clone());
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        tokio::spawn(async move {
+            let result = match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    // The handshake gets the same budget as a request head.
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(header_timeout, acceptor.accept(io)).await
+                    else {
+                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
     }
-    let rustls = tls_config(&tls)?;
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(None);
-    });
-    let listener = listener.into_std().map_err(StartError::Serve)?;
-    axum_server::tls_rustls::from_tcp_rustls(listener, rustls)
-        .map_err(StartError::Serve)?
-        .handle(handle)
-        .serve(app(state).into_make_service())
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
-        .map_err(StartError::Serve)
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown: in-flight requests still running after {DRAIN_TIMEOUT:?}; stopping"
+        );
+    }
+    Ok(())
 }
 
 /// Sets the store gauges once from the index; commits keep them current, so
@@ -133,9 +206,7 @@ async fn count_store(state: &AppState) {
 
 /// Loads the certificate chain and key into a rustls config using the ring
 /// provider (the one reqwest uses here, so only one crypto library is linked).
-fn tls_config(
-    tls: &crate::config::TlsConfig,
-) -> Result<axum_server::tls_rustls::RustlsConfig, StartError> {
+fn tls_config(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConfig>, StartError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
@@ -166,9 +237,7 @@ fn tls_config(
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
         .map_err(|e| StartError::Tls(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
-        Arc::new(config),
-    ))
+    Ok(Arc::new(config))
 }
 
 /// Completes on SIGTERM or ctrl-c.

@@ -41,8 +41,9 @@ pub enum UpstreamError {
     Truncated { url: String, got: u64, want: u64 },
     #[error("upstream is off")]
     Off,
-    #[error("writing spool file: {0}")]
-    Spool(String),
+    /// Writing the local spool file failed (the kind tells a full disk apart).
+    #[error("writing spool file: {1}")]
+    Spool(std::io::ErrorKind, String),
 }
 
 impl UpstreamError {
@@ -174,16 +175,14 @@ impl Upstream {
         max: u64,
         file: &mut tokio::fs::File,
     ) -> Result<(u64, String), UpstreamError> {
-        use tokio::io::AsyncSeekExt;
         let mut last = UpstreamError::Off;
-        for p in &self.proxies {
-            // A previous proxy may have left a partial body.
-            file.set_len(0)
-                .await
-                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
-            file.rewind()
-                .await
-                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+        for (i, p) in self.proxies.iter().enumerate() {
+            if i > 0 {
+                // A previous proxy may have left a partial body.
+                use tokio::io::AsyncSeekExt;
+                file.set_len(0).await.map_err(spool_err)?;
+                file.rewind().await.map_err(spool_err)?;
+            }
             match self.download_url(&p.url(path), max, file).await {
                 Ok(r) => return Ok(r),
                 Err(e) if p.moves_on(&e) => last = e,
@@ -276,17 +275,11 @@ impl Upstream {
                 });
             }
             hasher.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+            file.write_all(&chunk).await.map_err(spool_err)?;
         }
         check_length(url, got, want)?;
-        file.flush()
-            .await
-            .map_err(|e| UpstreamError::Spool(e.to_string()))?;
-        file.sync_all()
-            .await
-            .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+        file.flush().await.map_err(spool_err)?;
+        file.sync_all().await.map_err(spool_err)?;
         Ok((got, hex::encode(hasher.finalize())))
     }
 
@@ -321,6 +314,10 @@ impl Upstream {
             _ => UpstreamError::Status { url, status, body },
         })
     }
+}
+
+fn spool_err(e: std::io::Error) -> UpstreamError {
+    UpstreamError::Spool(e.kind(), e.to_string())
 }
 
 fn body_err(url: &str, e: reqwest::Error) -> UpstreamError {

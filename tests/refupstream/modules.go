@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/ioutil"
+	mathrand "math/rand"
 	"os"
 	"path/filepath"
 	"sort"
@@ -377,11 +378,18 @@ func isKeyword(s string) bool {
 
 // addRuntime adds a generated module version with no dependencies
 // (used by /_control/add). The content depends on the version.
-func (s *store) addRuntime(path, version string) error {
+func (s *store) addRuntime(path, version string, size int) error {
 	gomod := fmt.Sprintf("module %s\n\ngo 1.16\n", path)
 	files := map[string]string{
 		"go.mod": gomod,
 		"gen.go": fmt.Sprintf("// Package %[1]s was added at runtime.\npackage %[1]s\n\n// Version is the module version.\nconst Version = %[2]q\n", packageName(path), version),
+	}
+	if size > 0 {
+		// Incompressible, deterministic filler: the zip is about size bytes.
+		rng := mathrand.New(mathrand.NewSource(int64(len(path)*31 + len(version))))
+		b := make([]byte, size)
+		rng.Read(b)
+		files["data.bin"] = string(b)
 	}
 	if strings.HasSuffix(version, "+incompatible") {
 		delete(files, "go.mod")
