@@ -22,7 +22,11 @@ impl Write for Capture {
         LOG.lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend_from_slice(buf);
-        std::io::stderr().write(buf)
+        // The harness cannot capture a global writer: echo only on request.
+        if std::env::var_os("HARDENING_LOG").is_some() {
+            let _ = std::io::stderr().write_all(buf);
+        }
+        Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -30,7 +34,8 @@ impl Write for Capture {
 }
 
 /// Installs a global subscriber that keeps every log line (before any
-/// `Modgate::start`, whose own `try_init` then does nothing).
+/// `Modgate::start`, whose own `try_init` then does nothing). Set
+/// `HARDENING_LOG=1` to also see them on stderr.
 pub fn capture_logs() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
