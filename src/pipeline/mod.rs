@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
@@ -28,12 +27,15 @@ use crate::flight::Flights;
 use crate::metrics::Metrics;
 use crate::module::semver;
 use crate::modzip;
-use crate::protocol::{Kind, ModPath, ModVersion};
-use crate::store::{
-    Blob, Entry, Meta, Spool, Store, StoreError, Verification, artifact_key, now_secs,
-};
-use crate::sumdb::client::{Client, ClientError};
+use crate::protocol::{Kind, ModVersion};
+use crate::store::{Blob, Entry, Spool, Store, StoreError, Verification, artifact_key, now_secs};
+use crate::sumdb::client::Client;
+
+mod listing;
+mod lookup;
+
 use crate::upstream::{Upstream, UpstreamError};
+pub use lookup::forked_message;
 
 /// What the checksum database proved about one module version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,13 +68,6 @@ impl Cache {
             Cache::Stale => "stale",
         }
     }
-}
-
-/// A cached list or @latest answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CachedMeta {
-    fetched_at: u64,
-    body: String,
 }
 
 pub struct Pipeline {
@@ -173,11 +168,7 @@ impl Pipeline {
         if let Some(e) = self.store.entry(mv, kind).await? {
             return Ok(e);
         }
-        // After a fork only what was proven before is served: refuse at once
-        // rather than fetch from upstream what cannot be verified.
-        if self.sumdb.is_forked() && self.cached_lookup(mv).await?.is_none() {
-            return Err(self.sumdb_error(mv, ClientError::Forked));
-        }
+        self.refuse_if_forked(mv).await?;
         match kind {
             Kind::Mod => self.miss_mod(mv).await,
             Kind::Zip => self.miss_zip(mv).await,
@@ -325,240 +316,6 @@ impl Pipeline {
         Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
     }
 
-    /// The verified lookup of a module version: from the store, or proven
-    /// through the sumdb client (one lookup serves `.info`, `.mod` and `.zip`).
-    pub async fn lookup(self: &Arc<Self>, mv: &ModVersion) -> Result<Lookup> {
-        if let Some(l) = self.cached_lookup(mv).await? {
-            return Ok(l);
-        }
-        self.verify_lookup(mv).await
-    }
-
-    /// The lookup response for `/sumdb/<name>/lookup/<mv>`, byte for byte as
-    /// the database served it and modgate verified it (signature, inclusion,
-    /// consistency): from the store when verified before — even while the
-    /// database is down or forked — else fetched and verified now.
-    pub async fn lookup_response(self: &Arc<Self>, mv: &ModVersion) -> Result<(Bytes, Cache)> {
-        if let Some(raw) = self.cached_lookup(mv).await?.and_then(|l| l.raw) {
-            return Ok((Bytes::from(raw), Cache::Hit));
-        }
-        if self.cfg.offline {
-            return Err(Error::Offline(format!("{mv} checksum database lookup")));
-        }
-        let l = self.verify_lookup(mv).await?;
-        let raw = l.raw.ok_or_else(|| {
-            Error::Internal(format!("{mv}: verified lookup response is not UTF-8"))
-        })?;
-        Ok((Bytes::from(raw), Cache::Miss))
-    }
-
-    /// The fork state of the checksum database (`None` while it is trusted):
-    /// for `/readyz` and metrics.
-    pub fn fork_status(&self) -> Option<crate::trust::ForkStatus> {
-        if !self.sumdb.is_forked() {
-            return None;
-        }
-        let name = self.sumdb.name();
-        Some(crate::trust::ForkStatus {
-            sumdb: name.to_string(),
-            marker: self.sumdb.fork_marker().unwrap_or_else(|| {
-                crate::sumdb::client::ForkMarker::parse(b"(fork marker not loaded)")
-            }),
-            evidence: crate::trust::evidence_dirs(&self.cfg.data_dir, name),
-        })
-    }
-
-    fn lookup_key(&self, mv: &ModVersion) -> String {
-        format!("{}/{mv}", self.sumdb.name())
-    }
-
-    async fn cached_lookup(&self, mv: &ModVersion) -> Result<Option<Lookup>> {
-        Ok(self
-            .store
-            .meta_get(Meta::Lookup, &self.lookup_key(mv))
-            .await?
-            .and_then(|raw| serde_json::from_slice(&raw).ok()))
-    }
-
-    /// Proves a lookup through the sumdb client and caches it (coalesced).
-    async fn verify_lookup(self: &Arc<Self>, mv: &ModVersion) -> Result<Lookup> {
-        let key = self.lookup_key(mv);
-        let this = self.clone();
-        let owned = mv.clone();
-        let k = key.clone();
-        self.lookups
-            .run(&key, move || async move {
-                let v = this
-                    .sumdb
-                    .lookup(owned.path(), owned.version())
-                    .await
-                    .map_err(|e| this.sumdb_error(&owned, e))?;
-                let l = Lookup {
-                    id: v.id,
-                    zip_h1: v.zip_h1,
-                    mod_h1: v.mod_h1,
-                    tree_size: v.tree.n,
-                    tree_hash: v.tree.hash.to_string(),
-                    raw: String::from_utf8(v.raw).ok(),
-                };
-                let raw = serde_json::to_vec(&l).map_err(|e| Error::Internal(e.to_string()))?;
-                this.store.meta_put(Meta::Lookup, &k, &raw).await?;
-                Ok(l)
-            })
-            .await
-    }
-
-    /// `list`: upstream's versions merged with the cached ones, reused for
-    /// `list_ttl_secs`, served stale when upstream fails.
-    pub async fn list(self: &Arc<Self>, m: &ModPath) -> Result<(Bytes, Cache)> {
-        let local = self.cached_versions(m).await?;
-        let (upstream, cache) = self
-            .cached_meta(
-                m,
-                "list",
-                &format!("{}/@v/list", m.escaped()),
-                !local.is_empty(),
-            )
-            .await?;
-        let mut versions: Vec<String> = upstream
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|v| semver::is_valid(v))
-            .map(str::to_string)
-            .chain(local)
-            .collect();
-        versions.sort_by(|a, b| semver::compare(a, b));
-        versions.dedup();
-        let mut body = versions.join("\n");
-        if !body.is_empty() {
-            body.push('\n');
-        }
-        Ok((Bytes::from(body), cache))
-    }
-
-    /// `@latest`: upstream's answer, reused and served stale like `list`;
-    /// offline, the newest cached version's `.info`.
-    pub async fn latest(self: &Arc<Self>, m: &ModPath) -> Result<(Bytes, Cache)> {
-        if self.cfg.offline {
-            let mut versions = self.cached_versions(m).await?;
-            versions.sort_by(|a, b| semver::compare(a, b));
-            for v in versions.iter().rev() {
-                let Ok(mv) = ModVersion::new(m.as_str(), v) else {
-                    continue;
-                };
-                if let Some(e) = self.store.entry(&mv, Kind::Info).await? {
-                    return Ok((Bytes::from(self.read_small(&e).await?), Cache::Hit));
-                }
-            }
-            return Err(Error::Offline(format!("{m}@latest")));
-        }
-        let (body, cache) = self
-            .cached_meta(m, "latest", &format!("{}/@latest", m.escaped()), false)
-            .await?;
-        parse_info(body.as_bytes()).map_err(|r| {
-            Error::UpstreamUnavailable(format!("{m}: upstream served an invalid @latest: {r}"))
-        })?;
-        Ok((Bytes::from(body), cache))
-    }
-
-    /// A non-canonical `.info` query (`@v/master.info`): resolved upstream,
-    /// passed through after checking it names a valid version, never cached.
-    pub async fn info_query(self: &Arc<Self>, m: &ModPath, query: &str) -> Result<Bytes> {
-        if self.cfg.offline {
-            return Err(Error::Offline(format!("{m}@{query}")));
-        }
-        let esc =
-            crate::module::escape_version(query).map_err(|e| Error::BadRequest(e.to_string()))?;
-        let data = self
-            .upstream
-            .get(
-                &format!("{}/@v/{esc}.info", m.escaped()),
-                self.cfg.limits.max_meta_bytes,
-            )
-            .await
-            .map_err(|e| upstream_meta_error(m, e))?;
-        parse_info(&data).map_err(|r| {
-            Error::UpstreamUnavailable(format!(
-                "{m}@{query}: upstream served an invalid .info: {r}"
-            ))
-        })?;
-        Ok(data)
-    }
-
-    /// Reads a list/@latest answer through the TTL cache. `have_local` says
-    /// there is something to serve even if upstream knows nothing.
-    async fn cached_meta(
-        &self,
-        m: &ModPath,
-        what: &str,
-        upstream_path: &str,
-        have_local: bool,
-    ) -> Result<(String, Cache)> {
-        let key = format!("{what}/{m}");
-        let cached: Option<CachedMeta> = self
-            .store
-            .meta_get(Meta::List, &key)
-            .await?
-            .and_then(|raw| serde_json::from_slice(&raw).ok());
-        if self.cfg.offline {
-            return match cached {
-                Some(c) => Ok((c.body, Cache::Stale)),
-                None if have_local => Ok((String::new(), Cache::Hit)),
-                None => Err(Error::Offline(format!("{m} {what}"))),
-            };
-        }
-        if let Some(c) = &cached
-            && now_secs().saturating_sub(c.fetched_at) < self.cfg.cache.list_ttl_secs
-        {
-            return Ok((c.body.clone(), Cache::Hit));
-        }
-        match self
-            .upstream
-            .get(upstream_path, self.cfg.limits.max_meta_bytes)
-            .await
-        {
-            Ok(data) => {
-                let body = String::from_utf8(data.to_vec()).map_err(|_| {
-                    Error::UpstreamUnavailable(format!("{m}: upstream {what} is not UTF-8"))
-                })?;
-                let c = CachedMeta {
-                    fetched_at: now_secs(),
-                    body,
-                };
-                let raw = serde_json::to_vec(&c).map_err(|e| Error::Internal(e.to_string()))?;
-                self.store.meta_put(Meta::List, &key, &raw).await?;
-                Ok((c.body, Cache::Miss))
-            }
-            Err(e) if e.is_not_found() && have_local => Ok((String::new(), Cache::Miss)),
-            Err(e) if e.is_not_found() => Err(upstream_meta_error(m, e)),
-            Err(e) => match cached {
-                Some(c) => {
-                    tracing::warn!(module = %m, what, error = %e, "upstream failed; serving stale answer");
-                    Ok((c.body, Cache::Stale))
-                }
-                None if have_local => {
-                    tracing::warn!(module = %m, what, error = %e, "upstream failed; serving cached versions only");
-                    Ok((String::new(), Cache::Stale))
-                }
-                None => Err(upstream_meta_error(m, e)),
-            },
-        }
-    }
-
-    /// Versions of a module with at least one stored artifact.
-    async fn cached_versions(&self, m: &ModPath) -> Result<Vec<String>> {
-        let mut v: Vec<String> = self
-            .store
-            .entries(&format!("{m}@"))
-            .await?
-            .into_iter()
-            .filter(|e| e.module == m.as_str())
-            .map(|e| e.version)
-            .collect();
-        v.dedup();
-        Ok(v)
-    }
-
     async fn read_small(&self, entry: &Entry) -> Result<Vec<u8>> {
         let mut blob = self.store.open(entry).await?;
         let mut buf = Vec::with_capacity(blob.size as usize);
@@ -619,63 +376,6 @@ impl Pipeline {
             kind = kind.ext(), %reason, "refused: verification failed");
         Error::Security(format!("{mv}: {reason}"))
     }
-
-    fn sumdb_error(&self, mv: &ModVersion, e: ClientError) -> Error {
-        let name = self.sumdb.name();
-        let m = self.metrics();
-        if matches!(e, ClientError::Fork(_) | ClientError::Forked) {
-            m.verification("refused", "fork");
-            // The evidence itself was logged and saved by the client's ops;
-            // the body stays one line so the go command shows all of it.
-            tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
-                sumdb = name, "refused: checksum database presented a forked log");
-            return Error::Security(format!("{mv}: {}", forked_message(name)));
-        }
-        if e.is_security() {
-            let label = match e {
-                ClientError::Note(_) => "bad_signature",
-                ClientError::Lookup(_) => "bad_lookup",
-                _ => "bad_proof",
-            };
-            m.verification("refused", label);
-            tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
-                sumdb = name, error = %e, "refused: checksum database verification failed");
-            return Error::Security(format!("{mv}: {name}: {e}"));
-        }
-        match e {
-            // Our own disk, not the checksum database.
-            ClientError::Storage(m) => {
-                Error::Storage(format!("{mv}: checksum database state: {m}"))
-            }
-            ClientError::NotFound(_) => {
-                m.verification("refused", "not_in_sumdb");
-                tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
-                    sumdb = name, error = %e, "refused: not in the checksum database");
-                Error::Security(format!("{mv}: not in the checksum database {name}: {e}"))
-            }
-            e => {
-                m.verification("error", "sumdb_unreachable");
-                tracing::warn!(module = %mv.path(), version = %mv.version(), sumdb = name, error = %e,
-                    "checksum database unavailable");
-                let msg = format!(
-                    "{mv}: cannot be verified now: checksum database {name} unavailable: {e}"
-                );
-                if e.to_string().contains("timed out") {
-                    Error::Timeout(msg)
-                } else {
-                    Error::UpstreamUnavailable(msg)
-                }
-            }
-        }
-    }
-}
-
-/// Why everything new is refused after a fork (one line: the go command shows all of it).
-pub fn forked_message(sumdb: &str) -> String {
-    format!(
-        "checksum database {sumdb} presented a forked log (server misbehavior); \
-         modgate refuses new modules until an operator runs `modgate trust reset --sumdb {sumdb}`"
-    )
 }
 
 /// The fields of a `.info` that are checked.
@@ -697,10 +397,6 @@ fn upstream_error(mv: &ModVersion, kind: Kind, e: UpstreamError) -> Error {
     let what = format!("{mv} {}", kind.ext());
     tracing::warn!(module = %mv.path(), version = %mv.version(), kind = kind.ext(), error = %e, "upstream fetch failed");
     upstream_to_error(what, e)
-}
-
-fn upstream_meta_error(m: &ModPath, e: UpstreamError) -> Error {
-    upstream_to_error(m.to_string(), e)
 }
 
 fn upstream_to_error(what: String, e: UpstreamError) -> Error {

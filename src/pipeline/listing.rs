@@ -1,0 +1,179 @@
+//! `list`, `@latest` and non-canonical `.info` queries: mutable metadata,
+//! cached for a TTL, served stale when upstream fails, never verified
+//! artifacts (those go through the miss in `mod.rs`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{Cache, Pipeline, parse_info, upstream_to_error};
+use crate::error::{Error, Result};
+use crate::module::semver;
+use crate::protocol::{Kind, ModPath, ModVersion};
+use crate::store::{Meta, now_secs};
+use crate::upstream::UpstreamError;
+
+impl Pipeline {
+    /// `list`: upstream's versions merged with the cached ones, reused for
+    /// `list_ttl_secs`, served stale when upstream fails.
+    pub async fn list(self: &Arc<Self>, m: &ModPath) -> Result<(Bytes, Cache)> {
+        let local = self.cached_versions(m).await?;
+        let (upstream, cache) = self
+            .cached_meta(
+                m,
+                "list",
+                &format!("{}/@v/list", m.escaped()),
+                !local.is_empty(),
+            )
+            .await?;
+        let mut versions: Vec<String> = upstream
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|v| semver::is_valid(v))
+            .map(str::to_string)
+            .chain(local)
+            .collect();
+        versions.sort_by(|a, b| semver::compare(a, b));
+        versions.dedup();
+        let mut body = versions.join("\n");
+        if !body.is_empty() {
+            body.push('\n');
+        }
+        Ok((Bytes::from(body), cache))
+    }
+
+    /// `@latest`: upstream's answer, reused and served stale like `list`;
+    /// offline, the newest cached version's `.info`.
+    pub async fn latest(self: &Arc<Self>, m: &ModPath) -> Result<(Bytes, Cache)> {
+        if self.cfg.offline {
+            let mut versions = self.cached_versions(m).await?;
+            versions.sort_by(|a, b| semver::compare(a, b));
+            for v in versions.iter().rev() {
+                let Ok(mv) = ModVersion::new(m.as_str(), v) else {
+                    continue;
+                };
+                if let Some(e) = self.store.entry(&mv, Kind::Info).await? {
+                    return Ok((Bytes::from(self.read_small(&e).await?), Cache::Hit));
+                }
+            }
+            return Err(Error::Offline(format!("{m}@latest")));
+        }
+        let (body, cache) = self
+            .cached_meta(m, "latest", &format!("{}/@latest", m.escaped()), false)
+            .await?;
+        parse_info(body.as_bytes()).map_err(|r| {
+            Error::UpstreamUnavailable(format!("{m}: upstream served an invalid @latest: {r}"))
+        })?;
+        Ok((Bytes::from(body), cache))
+    }
+
+    /// A non-canonical `.info` query (`@v/master.info`): resolved upstream,
+    /// passed through after checking it names a valid version, never cached.
+    pub async fn info_query(self: &Arc<Self>, m: &ModPath, query: &str) -> Result<Bytes> {
+        if self.cfg.offline {
+            return Err(Error::Offline(format!("{m}@{query}")));
+        }
+        let esc =
+            crate::module::escape_version(query).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let data = self
+            .upstream
+            .get(
+                &format!("{}/@v/{esc}.info", m.escaped()),
+                self.cfg.limits.max_meta_bytes,
+            )
+            .await
+            .map_err(|e| upstream_meta_error(m, e))?;
+        parse_info(&data).map_err(|r| {
+            Error::UpstreamUnavailable(format!(
+                "{m}@{query}: upstream served an invalid .info: {r}"
+            ))
+        })?;
+        Ok(data)
+    }
+
+    /// Reads a list/@latest answer through the TTL cache. `have_local` says
+    /// there is something to serve even if upstream knows nothing.
+    async fn cached_meta(
+        &self,
+        m: &ModPath,
+        what: &str,
+        upstream_path: &str,
+        have_local: bool,
+    ) -> Result<(String, Cache)> {
+        let key = format!("{what}/{m}");
+        let cached: Option<CachedMeta> = self
+            .store
+            .meta_get(Meta::List, &key)
+            .await?
+            .and_then(|raw| serde_json::from_slice(&raw).ok());
+        if self.cfg.offline {
+            return match cached {
+                Some(c) => Ok((c.body, Cache::Stale)),
+                None if have_local => Ok((String::new(), Cache::Hit)),
+                None => Err(Error::Offline(format!("{m} {what}"))),
+            };
+        }
+        if let Some(c) = &cached
+            && now_secs().saturating_sub(c.fetched_at) < self.cfg.cache.list_ttl_secs
+        {
+            return Ok((c.body.clone(), Cache::Hit));
+        }
+        match self
+            .upstream
+            .get(upstream_path, self.cfg.limits.max_meta_bytes)
+            .await
+        {
+            Ok(data) => {
+                let body = String::from_utf8(data.to_vec()).map_err(|_| {
+                    Error::UpstreamUnavailable(format!("{m}: upstream {what} is not UTF-8"))
+                })?;
+                let c = CachedMeta {
+                    fetched_at: now_secs(),
+                    body,
+                };
+                let raw = serde_json::to_vec(&c).map_err(|e| Error::Internal(e.to_string()))?;
+                self.store.meta_put(Meta::List, &key, &raw).await?;
+                Ok((c.body, Cache::Miss))
+            }
+            Err(e) if e.is_not_found() && have_local => Ok((String::new(), Cache::Miss)),
+            Err(e) if e.is_not_found() => Err(upstream_meta_error(m, e)),
+            Err(e) => match cached {
+                Some(c) => {
+                    tracing::warn!(module = %m, what, error = %e, "upstream failed; serving stale answer");
+                    Ok((c.body, Cache::Stale))
+                }
+                None if have_local => {
+                    tracing::warn!(module = %m, what, error = %e, "upstream failed; serving cached versions only");
+                    Ok((String::new(), Cache::Stale))
+                }
+                None => Err(upstream_meta_error(m, e)),
+            },
+        }
+    }
+
+    /// Versions of a module with at least one stored artifact.
+    async fn cached_versions(&self, m: &ModPath) -> Result<Vec<String>> {
+        let mut v: Vec<String> = self
+            .store
+            .entries(&format!("{m}@"))
+            .await?
+            .into_iter()
+            .filter(|e| e.module == m.as_str())
+            .map(|e| e.version)
+            .collect();
+        v.dedup();
+        Ok(v)
+    }
+}
+
+/// A cached list or @latest answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedMeta {
+    fetched_at: u64,
+    body: String,
+}
+
+fn upstream_meta_error(m: &ModPath, e: UpstreamError) -> Error {
+    upstream_to_error(m.to_string(), e)
+}
