@@ -14,12 +14,13 @@
 //!
 //! Serving:
 //! - [`protocol`]: GOPROXY request paths parsed into typed requests.
-//! - [`pipeline`]: a cache miss top to bottom — fetch, verify, store — with coalescing ([`flight`]).
+//! - [`pipeline`]: a cache miss top to bottom — fetch, verify, store — with coalescing
+//!   ([`flight`]); verified lookups and list/@latest live beside it.
 //! - [`upstream`]: the shared HTTP client, GOPROXY-list semantics, limits, timeouts.
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
 //! - [`store`]: the `Store` trait and the embedded store (sled index + blob files).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
-//! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache` and `prefetch` commands.
+//! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust` and `prefetch` commands.
 //! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run.
 pub mod admin;
 pub mod config;
