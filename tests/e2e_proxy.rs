@@ -6,26 +6,10 @@ mod common;
 use std::path::Path;
 
 use common::goclient::{GoClient, output_text};
-use common::modgate::{Modgate, test_config};
-use common::refupstream::RefUpstream;
+use common::modgate::Modgate;
+use common::refupstream::{BUILTIN_MODULES, RefUpstream};
 use modgate::protocol::{Kind, ModVersion};
 use modgate::store::{EmbeddedStore, Store};
-
-/// Every built-in module of the reference upstream, as `path@version`.
-const MODULES: &[&str] = &[
-    "example.com/hello@v1.0.0",
-    "example.com/hello@v1.1.0",
-    "example.com/Upper/Case@v1.0.0",
-    "example.com/multi/v2@v2.0.0",
-    "example.com/incompat@v2.0.1+incompatible",
-    "example.com/pseudo@v0.0.0-20200101000000-abcdefabcdef",
-    "example.com/nested@v1.0.0",
-    "example.com/app@v1.0.0",
-];
-
-fn start_modgate(up: &RefUpstream, data: &Path) -> Modgate {
-    Modgate::start(test_config(data, &up.url, &up.gosumdb()))
-}
 
 /// Opens the store of a stopped server to look at what it holds.
 fn stored(data: &Path, module: &str, version: &str, kind: Kind) -> bool {
@@ -43,12 +27,12 @@ fn stored(data: &Path, module: &str, version: &str, kind: Kind) -> bool {
 fn go_mod_download_through_modgate_matches_reference_sums() {
     let up = RefUpstream::start(&[]);
     let data = tempfile::tempdir().unwrap();
-    let mg = start_modgate(&up, data.path());
+    let mg = Modgate::against(&up, data.path());
     let go = GoClient::new();
     // The client verifies too, straight against the reference checksum database.
-    let results = go.mod_download_json(&mg.url, &up.gosumdb(), MODULES);
+    let results = go.mod_download_json(&mg.url, &up.gosumdb(), BUILTIN_MODULES);
     let reference = up.modules();
-    assert_eq!(results.len(), MODULES.len());
+    assert_eq!(results.len(), BUILTIN_MODULES.len());
     for r in &results {
         assert_eq!(r.error, "", "{r:?}");
         let m = reference
@@ -59,20 +43,20 @@ fn go_mod_download_through_modgate_matches_reference_sums() {
         assert_eq!(r.go_mod_sum, m.gomodsum, "{}", r.path);
     }
     // Each zip was fetched from upstream exactly once.
-    assert_eq!(up.hits_suffix(".zip"), MODULES.len() as u64);
+    assert_eq!(up.hits_suffix(".zip"), BUILTIN_MODULES.len() as u64);
 
     // A second client is served from modgate's cache: upstream sees no new zip fetch.
     let go2 = GoClient::new();
-    let again = go2.mod_download_json(&mg.url, "off", MODULES);
+    let again = go2.mod_download_json(&mg.url, "off", BUILTIN_MODULES);
     assert!(again.iter().all(|r| r.error.is_empty()), "{again:?}");
-    assert_eq!(up.hits_suffix(".zip"), MODULES.len() as u64);
+    assert_eq!(up.hits_suffix(".zip"), BUILTIN_MODULES.len() as u64);
 }
 
 #[test]
 fn go_build_of_a_module_graph_through_modgate() {
     let up = RefUpstream::start(&[]);
     let data = tempfile::tempdir().unwrap();
-    let mg = start_modgate(&up, data.path());
+    let mg = Modgate::against(&up, data.path());
     let go = GoClient::new();
     let gosumdb = up.gosumdb();
     let env = [("GOPROXY", mg.url.as_str()), ("GOSUMDB", gosumdb.as_str())];
@@ -102,7 +86,7 @@ fn refuses_tampered(what: &str, client_env: &[(&str, &str)]) {
         })
         .collect();
     let data = tempfile::tempdir().unwrap();
-    let mut mg = start_modgate(&up, data.path());
+    let mut mg = Modgate::against(&up, data.path());
     up.tamper("example.com/hello", "v1.1.0", what);
 
     // The module proxy protocol: 403 with a SECURITY line, never 404/410.
@@ -185,16 +169,16 @@ fn tampered_go_mod_is_refused_with_goprivate() {
 fn cache_survives_restart_with_upstream_down() {
     let up = RefUpstream::start(&[]);
     let data = tempfile::tempdir().unwrap();
-    let mut mg = start_modgate(&up, data.path());
+    let mut mg = Modgate::against(&up, data.path());
     let go = GoClient::new();
-    let first = go.mod_download_json(&mg.url, &up.gosumdb(), MODULES);
+    let first = go.mod_download_json(&mg.url, &up.gosumdb(), BUILTIN_MODULES);
     assert!(first.iter().all(|r| r.error.is_empty()), "{first:?}");
     mg.stop();
 
     up.down("all", "503");
-    let mg = start_modgate(&up, data.path());
+    let mg = Modgate::against(&up, data.path());
     let go2 = GoClient::new();
-    let again = go2.mod_download_json(&mg.url, "off", MODULES);
+    let again = go2.mod_download_json(&mg.url, "off", BUILTIN_MODULES);
     for (a, b) in first.iter().zip(&again) {
         assert_eq!(b.error, "", "{b:?}");
         assert_eq!(a.sum, b.sum);
@@ -214,7 +198,7 @@ fn cache_survives_restart_with_upstream_down() {
 fn protocol_details() {
     let up = RefUpstream::start(&[]);
     let data = tempfile::tempdir().unwrap();
-    let mg = start_modgate(&up, data.path());
+    let mg = Modgate::against(&up, data.path());
 
     let (s, ct, body) = mg.get("/example.com/hello/@v/list");
     assert_eq!(s, 200);
@@ -271,7 +255,7 @@ fn real_2020_modules_verify_with_the_real_key() {
         modgate::config::SUM_GOLANG_ORG_KEY,
     ]);
     let data = tempfile::tempdir().unwrap();
-    let mg = start_modgate(&up, data.path());
+    let mg = Modgate::against(&up, data.path());
 
     // Every module version that has a zip in the fixture.
     let mut modules = Vec::new();

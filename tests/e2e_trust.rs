@@ -4,28 +4,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::goclient::{GoClient, output_text};
 use common::modgate::{Modgate, test_config};
-use common::refupstream::RefUpstream;
-
-/// Every built-in module of the reference upstream, as `path@version`.
-const MODULES: &[&str] = &[
-    "example.com/hello@v1.0.0",
-    "example.com/hello@v1.1.0",
-    "example.com/Upper/Case@v1.0.0",
-    "example.com/multi/v2@v2.0.0",
-    "example.com/incompat@v2.0.1+incompatible",
-    "example.com/pseudo@v0.0.0-20200101000000-abcdefabcdef",
-    "example.com/nested@v1.0.0",
-    "example.com/app@v1.0.0",
-];
-
-fn start_modgate(up: &RefUpstream, data: &Path) -> Modgate {
-    Modgate::start(test_config(data, &up.url, &up.gosumdb()))
-}
+use common::refupstream::{BUILTIN_MODULES, RefUpstream};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -53,7 +36,7 @@ fn modgate_bin(args: &[&str]) -> (bool, String) {
 fn go_verifies_through_modgate_sumdb_endpoints() {
     let up = RefUpstream::start(&[]);
     let data = tempfile::tempdir().unwrap();
-    let mg = start_modgate(&up, data.path());
+    let mg = Modgate::against(&up, data.path());
     let name = up.sumdb_name.clone();
 
     // Only the configured database is proxied.
@@ -67,9 +50,9 @@ fn go_verifies_through_modgate_sumdb_endpoints() {
     // GOSUMDB is the key alone: its name's host does not exist, so the go
     // command can only reach the database through modgate's /sumdb/.
     let go = GoClient::new();
-    let results = go.mod_download_json(&mg.url, &up.vkey, MODULES);
+    let results = go.mod_download_json(&mg.url, &up.vkey, BUILTIN_MODULES);
     let reference = up.modules();
-    assert_eq!(results.len(), MODULES.len());
+    assert_eq!(results.len(), BUILTIN_MODULES.len());
     for r in &results {
         assert_eq!(r.error, "", "{r:?}");
         let m = reference
@@ -83,7 +66,7 @@ fn go_verifies_through_modgate_sumdb_endpoints() {
     // the lookups) — and the database saw each lookup once, from modgate:
     // go's lookups were answered from modgate's cache of verified responses.
     let counters = up.counters();
-    for m in MODULES {
+    for m in BUILTIN_MODULES {
         let (p, v) = m.split_once('@').unwrap();
         let cached = go
             .modcache()
@@ -143,7 +126,7 @@ fn fork_is_refused_across_restarts_until_reset() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap().to_string();
     let name = up.sumdb_name.clone();
-    let mut mg = start_modgate(&up, data.path());
+    let mut mg = Modgate::against(&up, data.path());
 
     // modgate comes to trust the honest tree.
     let go = GoClient::new();
@@ -235,7 +218,7 @@ fn fork_is_refused_across_restarts_until_reset() {
 
     // A restart keeps refusing.
     mg.stop();
-    let mut mg = start_modgate(&up, data.path());
+    let mut mg = Modgate::against(&up, data.path());
     let (s, _, body) = mg.get("/example.com/fresh/@v/v1.0.0.mod");
     assert_eq!(s, 403, "{}", text(&body));
     assert!(text(&body).contains("presented a forked log"));
@@ -270,7 +253,7 @@ fn fork_is_refused_across_restarts_until_reset() {
     assert!(ok && out.contains("was not set"), "{out}");
 
     // New modules verify again, against the current head, trusted afresh.
-    let mg = start_modgate(&up, data.path());
+    let mg = Modgate::against(&up, data.path());
     let (s, _, body) = mg.get("/example.com/fresh/@v/v1.0.0.mod");
     assert_eq!(s, 200, "{}", text(&body));
     let go3 = GoClient::new();

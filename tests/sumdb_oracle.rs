@@ -83,22 +83,6 @@ impl TileReader for DirTiles {
     fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
 }
 
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut bang = false;
-    for c in s.chars() {
-        if c == '!' {
-            bang = true;
-        } else if bang {
-            out.push(c.to_ascii_uppercase());
-            bang = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 struct Oracle {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
@@ -158,7 +142,11 @@ fn lookup_files(dir: &Path) -> Vec<(String, String, String)> {
         .map(|f| {
             let rel = f.strip_prefix("lookup/").unwrap().to_string();
             let (p, v) = rel.rsplit_once('@').unwrap();
-            (f.clone(), unescape(p), unescape(v))
+            (
+                f.clone(),
+                modgate::module::unescape_path(p).expect("escaped path"),
+                modgate::module::unescape_version(v).expect("escaped version"),
+            )
         })
         .collect()
 }

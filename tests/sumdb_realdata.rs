@@ -19,22 +19,6 @@ fn root() -> PathBuf {
         .join("tests/fixtures/realdata/sum.golang.org-2020/sumdb")
 }
 
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut bang = false;
-    for c in s.chars() {
-        if c == '!' {
-            bang = true;
-        } else if bang {
-            out.push(c.to_ascii_uppercase());
-            bang = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 struct Entry {
     path: String,
     version: String,
@@ -51,8 +35,8 @@ fn lookups() -> Vec<Entry> {
             let rel = f.strip_prefix("lookup/").unwrap();
             let (p, v) = rel.rsplit_once('@').unwrap();
             Entry {
-                path: unescape(p),
-                version: unescape(v),
+                path: modgate::module::unescape_path(p).expect("escaped path"),
+                version: modgate::module::unescape_version(v).expect("escaped version"),
                 data: std::fs::read(r.join(&f)).unwrap(),
             }
         })

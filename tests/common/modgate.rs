@@ -65,6 +65,11 @@ impl Modgate {
         }
     }
 
+    /// A server in front of a reference upstream (proxy and checksum database).
+    pub fn against(up: &super::refupstream::RefUpstream, data: &Path) -> Modgate {
+        Modgate::start(test_config(data, &up.url, &up.gosumdb()))
+    }
+
     /// Stops the server and releases the data dir (so it can be reopened).
     pub fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -582,3 +582,15 @@ impl JsonParser<'_> {
             .map_err(|e| e.to_string())
     }
 }
+
+/// Every built-in module of the reference upstream, as `path@version`.
+pub const BUILTIN_MODULES: &[&str] = &[
+    "example.com/hello@v1.0.0",
+    "example.com/hello@v1.1.0",
+    "example.com/Upper/Case@v1.0.0",
+    "example.com/multi/v2@v2.0.0",
+    "example.com/incompat@v2.0.1+incompatible",
+    "example.com/pseudo@v0.0.0-20200101000000-abcdefabcdef",
+    "example.com/nested@v1.0.0",
+    "example.com/app@v1.0.0",
+];
