@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/ioutil"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
@@ -472,4 +473,45 @@ func (s *store) loadStatic(dir string) error {
 		err = errors.New("no module versions found")
 	}
 	return err
+}
+
+// bigPath is the path of the -big module whose zip is about n MiB.
+func bigPath(n int) string { return fmt.Sprintf("example.com/big/m%d", n) }
+
+// addBigModules adds, for each size N (MiB) in the comma-separated list,
+// example.com/big/mN v1.0.0: a go.mod, one .go file and incompressible data
+// files (seeded, so the bytes are the same every run) totalling N MiB less
+// 128 KiB, so that even N=500 stays under the 500 MiB module-zip limit.
+// Used by modgate's benchmarks (bench/) for large-zip throughput and memory.
+func (s *store) addBigModules(list string) error {
+	for _, f := range strings.Split(list, ",") {
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%d", &n); err != nil || n < 1 || n > 500 {
+			return fmt.Errorf("bad size %q: want an integer MiB in 1..500", f)
+		}
+		path := bigPath(n)
+		gomod := fmt.Sprintf("module %s\n\ngo 1.16\n", path)
+		files := []modzip.File{
+			memFile{"go.mod", []byte(gomod)},
+			memFile{"big.go", []byte(fmt.Sprintf("// Package %[1]s carries %[2]d MiB of data.\npackage %[1]s\n\n// MiB is the zip size.\nconst MiB = %[2]d\n", packageName(path), n))},
+		}
+		rng := rand.New(rand.NewSource(int64(n)))
+		const chunk = 8 << 20
+		for left, i := n<<20-128<<10, 0; left > 0; i++ {
+			k := chunk
+			if left < k {
+				k = left
+			}
+			data := make([]byte, k)
+			rng.Read(data)
+			files = append(files, memFile{fmt.Sprintf("data/blob%03d.bin", i), data})
+			left -= k
+		}
+		var buf bytes.Buffer
+		if err := modzip.Create(&buf, module.Version{Path: path, Version: "v1.0.0"}, files); err != nil {
+			return fmt.Errorf("%s: %v", path, err)
+		}
+		s.put(&entry{Path: path, Version: "v1.0.0", info: makeInfo("v1.0.0"), mod: []byte(gomod), zip: buf.Bytes()})
+	}
+	return nil
 }
