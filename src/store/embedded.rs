@@ -12,9 +12,10 @@
 //! by a crash are deleted at start-up.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::{Blob, Entry, Meta, Spool, Store, StoreError, StoreResult, artifact_key};
 use crate::protocol::{Kind, ModVersion};
@@ -23,7 +24,23 @@ pub struct EmbeddedStore {
     root: PathBuf,
     db: sled::Db,
     index: sled::Tree,
+    /// Small blobs (`.info`, `.mod`) already read, by digest: a hit on one needs no disk
+    /// I/O and no blocking-pool trip. Content-addressed, so never stale.
+    small: quick_cache::sync::Cache<String, bytes::Bytes, BlobWeight>,
 }
+
+/// Bounds the small-blob cache by bytes held, not by count.
+#[derive(Clone)]
+struct BlobWeight;
+
+impl quick_cache::Weighter<String, bytes::Bytes> for BlobWeight {
+    fn weight(&self, key: &String, val: &bytes::Bytes) -> u64 {
+        (key.len() + val.len() + 64) as u64
+    }
+}
+
+/// Bytes of small blobs kept in memory.
+const SMALL_CACHE_BYTES: u64 = 32 << 20;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
@@ -57,6 +74,11 @@ impl EmbeddedStore {
             root: root.to_owned(),
             db,
             index,
+            small: quick_cache::sync::Cache::with_weighter(
+                (SMALL_CACHE_BYTES / 1024) as usize,
+                SMALL_CACHE_BYTES,
+                BlobWeight,
+            ),
         })
     }
 
@@ -145,24 +167,28 @@ impl Store for EmbeddedStore {
     }
 
     async fn open(&self, entry: &Entry) -> StoreResult<Blob> {
-        let path = self.blob_path(&entry.digest)?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| StoreError::Corrupt {
-                digest: entry.digest.clone(),
-                reason: e.to_string(),
-            })?;
-        let meta = file.metadata().await.map_err(io_err(&path))?;
-        if meta.len() != entry.size {
-            return Err(StoreError::Corrupt {
-                digest: entry.digest.clone(),
-                reason: format!("size {} but index says {}", meta.len(), entry.size),
+        let size = entry.size;
+        if let Some(b) = self.small.get(entry.digest.as_str()) {
+            return Ok(Blob {
+                size,
+                reader: Box::pin(std::io::Cursor::new(b)),
             });
         }
-        Ok(Blob {
-            size: entry.size,
-            reader: Box::pin(file),
-        })
+        let path = self.blob_path(&entry.digest)?;
+        let digest = entry.digest.clone();
+        // One trip to the blocking pool for open + stat (+ the whole read of a small blob):
+        // each trip is a thread wake-up, and they were most of a hit's cost (BENCHMARKS.md).
+        let opened = tokio::task::spawn_blocking(move || open_blob(&path, digest, size))
+            .await
+            .map_err(|e| StoreError::Index(format!("blob open task: {e}")))??;
+        let reader: Pin<Box<dyn AsyncRead + Send>> = match opened {
+            Opened::Small(b) => {
+                self.small.insert(entry.digest.clone(), b.clone());
+                Box::pin(std::io::Cursor::new(b))
+            }
+            Opened::File(f) => Box::pin(tokio::fs::File::from_std(f)),
+        };
+        Ok(Blob { size, reader })
     }
 
     async fn commit(&self, mut spool: Spool, entry: Entry) -> StoreResult<Entry> {
@@ -233,6 +259,42 @@ impl Store for EmbeddedStore {
         self.db.flush_async().await.map_err(index_err)?;
         Ok(())
     }
+}
+
+/// Blobs up to this size (every `.info`, nearly every `.mod`) are read whole when opened and
+/// served from memory; larger ones stream from the file.
+const SMALL_BLOB: u64 = 64 << 10;
+
+/// A blob opened by [`open_blob`].
+enum Opened {
+    Small(bytes::Bytes),
+    File(std::fs::File),
+}
+
+/// Opens a blob and checks its size against the index; reads it whole if small. Blocking.
+fn open_blob(path: &Path, digest: String, size: u64) -> StoreResult<Opened> {
+    use std::io::Read;
+    let corrupt = |digest: String, reason: String| StoreError::Corrupt { digest, reason };
+    let mut file = std::fs::File::open(path).map_err(|e| corrupt(digest.clone(), e.to_string()))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    if len != size {
+        return Err(corrupt(digest, format!("size {len} but index says {size}")));
+    }
+    if size > SMALL_BLOB {
+        return Ok(Opened::File(file));
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    (&mut file)
+        .take(size + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err(path))?;
+    if buf.len() as u64 != size {
+        return Err(corrupt(
+            digest,
+            format!("read {} bytes but index says {size}", buf.len()),
+        ));
+    }
+    Ok(Opened::Small(buf.into()))
 }
 
 /// A random number for unique spool names (no need for a crypto RNG here).
