@@ -229,6 +229,9 @@ impl Upstream {
         }
         let mut hasher = Sha256::new();
         let mut got: u64 = 0;
+        // Every write to a tokio File is a blocking-pool trip; body chunks are a few KiB,
+        // so buffer a MiB per trip (BENCHMARKS.md, miss pipeline).
+        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, &mut *file);
         loop {
             // The stall timeout bounds each read, so a trickling upstream
             // cannot hold a download (and its waiters) forever.
@@ -245,14 +248,15 @@ impl Upstream {
                 });
             }
             hasher.update(&chunk);
-            file.write_all(&chunk)
+            out.write_all(&chunk)
                 .await
                 .map_err(|e| UpstreamError::Spool(e.to_string()))?;
         }
         check_length(url, got, want)?;
-        file.flush()
+        out.flush()
             .await
             .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+        drop(out);
         file.sync_all()
             .await
             .map_err(|e| UpstreamError::Spool(e.to_string()))?;
