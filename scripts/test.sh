@@ -13,4 +13,20 @@ if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/golang.org/x/
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq golang-go golang-golang-x-mod-dev >/dev/null
 fi
 
-cargo test --locked "$@"
+# A short fuzzing pass over every target (scripts/fuzz.sh), when cargo-fuzz
+# is available or installable. MODGATE_FUZZ_SECS sets the budget per target
+# (default 20; 0 skips it).
+fuzz_secs="${MODGATE_FUZZ_SECS:-20}"
+if [ "$fuzz_secs" -gt 0 ]; then
+    if cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked; then
+        scripts/fuzz.sh "$fuzz_secs"
+    else
+        echo "scripts/test.sh: cargo-fuzz unavailable; skipping the fuzzing pass" >&2
+    fi
+fi
+
+# The whole suite; the last line sums every test binary's result.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --locked "$@" 2>&1 | tee "$log"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

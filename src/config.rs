@@ -34,6 +34,41 @@ pub struct Config {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub cache: CacheConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+}
+
+/// Serving HTTPS: both files set turns TLS on; neither leaves plain HTTP.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some() || self.key_file.is_some()
+    }
+}
+
+/// Client authentication. Secrets are configured as SHA-256 hex digests, so
+/// the file never holds a usable credential; empty lists mean no authentication.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// SHA-256 (hex) of each accepted bearer token.
+    pub bearer_sha256: Vec<String>,
+    /// Basic-auth users: name → SHA-256 (hex) of the password.
+    pub basic_sha256: std::collections::BTreeMap<String, String>,
+}
+
+impl AuthConfig {
+    pub fn enabled(&self) -> bool {
+        !self.bearer_sha256.is_empty() || !self.basic_sha256.is_empty()
+    }
 }
 
 /// Size limits on what is read from upstream.
@@ -58,6 +93,10 @@ pub struct Timeouts {
     pub request_secs: u64,
     /// Seconds a read may stall while streaming a zip.
     pub read_secs: u64,
+    /// Seconds a client may take to send its request headers (slowloris guard).
+    pub client_header_secs: u64,
+    /// Seconds a client may leave a response unread before it is dropped.
+    pub client_stall_secs: u64,
 }
 
 /// How long clients and modgate may keep what it serves.
@@ -82,6 +121,8 @@ impl Default for Config {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             cache: CacheConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -102,6 +143,8 @@ impl Default for Timeouts {
             connect_secs: 10,
             request_secs: 60,
             read_secs: 60,
+            client_header_secs: 30,
+            client_stall_secs: 60,
         }
     }
 }
@@ -157,6 +200,12 @@ impl Config {
     }
     pub fn read_timeout(&self) -> Duration {
         Duration::from_secs(self.timeouts.read_secs)
+    }
+    pub fn client_header_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.client_header_secs)
+    }
+    pub fn client_stall_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.client_stall_secs)
     }
 
     /// The parsed checksum database spec.
@@ -227,6 +276,18 @@ mod tests {
         assert_eq!(c.sumdb, d.sumdb);
         assert_eq!(c.limits.max_zip_bytes, d.limits.max_zip_bytes);
         assert_eq!(c.cache.list_ttl_secs, d.cache.list_ttl_secs);
+        assert_eq!(c.offline, d.offline);
+        assert_eq!(c.log_format, d.log_format);
+        assert_eq!(c.limits.max_mod_bytes, d.limits.max_mod_bytes);
+        assert_eq!(c.limits.max_meta_bytes, d.limits.max_meta_bytes);
+        assert_eq!(c.timeouts.connect_secs, d.timeouts.connect_secs);
+        assert_eq!(c.timeouts.request_secs, d.timeouts.request_secs);
+        assert_eq!(c.timeouts.read_secs, d.timeouts.read_secs);
+        assert_eq!(
+            c.cache.immutable_max_age_secs,
+            d.cache.immutable_max_age_secs
+        );
+        assert!(!c.tls.enabled() && !c.auth.enabled());
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub enum Error {
     /// Upstream answered 410 Gone.
     #[error("gone: {0}")]
     Gone(String),
+    /// Credentials missing or not accepted (`[auth]`). Answered 401 with a
+    /// `WWW-Authenticate` challenge; the message never holds the credential.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     /// Verification failed: the bytes are not what the checksum database
     /// says, or the database itself misbehaved. Always 403.
     #[error("SECURITY: {0}")]
@@ -35,9 +39,12 @@ pub enum Error {
     /// Serving only from the cache and this is not in it.
     #[error("not found: {0} (modgate is offline and serves only what it has cached)")]
     Offline(String),
-    /// The store failed (disk full, read-only, corrupt index).
+    /// The store failed (read-only, corrupt index, I/O error).
     #[error("storage error: {0}")]
     Storage(String),
+    /// The store is out of space (ENOSPC, EDQUOT): 507, and nothing partial kept.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// A bug or an unexpected condition.
     #[error("internal error: {0}")]
     Internal(String),
@@ -50,9 +57,11 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) | Error::Offline(_) => StatusCode::NOT_FOUND,
             Error::Gone(_) => StatusCode::GONE,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Security(_) => StatusCode::FORBIDDEN,
             Error::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,9 +72,29 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A failed write or read of the data dir: out of space is 507 (the
+    /// operator must free space; retrying elsewhere will not help), anything
+    /// else a 500 that says what failed.
+    pub fn storage(kind: std::io::ErrorKind, message: String) -> Error {
+        use std::io::ErrorKind;
+        match kind {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+                Error::InsufficientStorage(message)
+            }
+            _ => Error::Storage(message),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
-        Error::Storage(e.to_string())
+        match &e {
+            crate::store::StoreError::Io { source, .. } => {
+                Error::storage(source.kind(), e.to_string())
+            }
+            _ => Error::Storage(e.to_string()),
+        }
     }
 }
 
@@ -82,8 +111,45 @@ impl IntoResponse for Error {
         );
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self, Error::Unauthorized(_)) {
+            // Basic is what the go command answers (from .netrc); Bearer for tools.
+            for challenge in [
+                "Basic realm=\"modgate\", charset=\"UTF-8\"",
+                "Bearer realm=\"modgate\"",
+            ] {
+                resp.headers_mut().append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+        }
         resp
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn out_of_space_is_507() {
+        let full = StoreError::Io {
+            path: "/data/tmp/x.part".into(),
+            source: std::io::Error::from_raw_os_error(28), // ENOSPC
+        };
+        let e = Error::from(full);
+        assert_eq!(e.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert!(e.to_string().contains("/data/tmp/x.part"), "{e}");
+        let denied = StoreError::Io {
+            path: "/data/tmp".into(),
+            source: std::io::Error::from_raw_os_error(30), // EROFS
+        };
+        assert_eq!(
+            Error::from(denied).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

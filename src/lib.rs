@@ -19,12 +19,14 @@
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
 //! - [`store`]: the `Store` trait and the embedded store (sled index + blob files).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
+//! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache` and `prefetch` commands.
 //! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run.
 pub mod admin;
 pub mod config;
 pub mod error;
 pub mod flight;
 pub mod http;
+pub mod metrics;
 pub mod module;
 pub mod modzip;
 pub mod pipeline;

@@ -24,6 +24,160 @@ struct Cli {
 enum Command {
     /// Run the proxy server.
     Serve(ServeArgs),
+    /// Show or reset the checksum-database trust state of a data dir.
+    ///
+    /// Works only while no `modgate serve` holds the data dir (its index is
+    /// locked then, and the command refuses without touching anything).
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Inspect, re-verify or prune the store of a stopped server.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Fetch and verify every module version listed in go.sum / go.mod files.
+    Prefetch(PrefetchArgs),
+    /// Exit 0 if a running modgate answers /healthz (for container HEALTHCHECKs).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// List stored module versions: kinds, sizes, when and against which tree head verified.
+    Ls {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// A glob (`example.com/*`, `*@v1.2.*`) or a prefix of module@version.
+        pattern: Option<String>,
+        /// One JSON index entry per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every stored blob; quarantine the ones that no longer match (exit 1 if any).
+    Verify {
+        #[command(flatten)]
+        dir: DataDirArgs,
+    },
+    /// Remove a module or one version; the next request fetches and verifies it again.
+    Rm {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// MODULE or MODULE@VERSION.
+        target: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Show the trusted tree (size, hash, signed note) of each checksum
+    /// database, and any fork marker and evidence.
+    Show {
+        #[command(flatten)]
+        data: DataDirArgs,
+        /// Only this checksum database (its name, e.g. sum.golang.org).
+        #[arg(long, value_name = "NAME")]
+        sumdb: Option<String>,
+    },
+    /// Clear a fork marker and the trusted tree, so modgate verifies again.
+    ///
+    /// After a checksum database presents a forked log (two signed tree heads
+    /// that cannot both be true), modgate refuses every new verification,
+    /// across restarts, and keeps the evidence under <data-dir>/evidence/.
+    /// Run this only once you know why (e.g. the database operator announced
+    /// a rebuilt log, or a test database was replaced).
+    ///
+    /// It clears the fork marker AND the stored latest tree note (and the
+    /// tiles cached from that tree): the note is exactly what the current log
+    /// is inconsistent with, so keeping it would detect the same fork again
+    /// at the next verification. With it gone, the next verification trusts
+    /// the database's current head afresh (trust on first use again), and
+    /// consistency is enforced from there on. Evidence directories, verified
+    /// artifacts and verified lookups are kept.
+    Reset {
+        #[command(flatten)]
+        data: DataDirArgs,
+        /// The checksum database to reset (its name, e.g. sum.golang.org).
+        #[arg(long, value_name = "NAME")]
+        sumdb: String,
+    },
+}
+
+/// Where the data dir is, as for `serve`: flag > env > config file > default.
+#[derive(Args)]
+struct DataDirArgs {
+    /// TOML configuration file (only its data_dir is used).
+    #[arg(long, env = "MODGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The data dir of the modgate server [default: ./modgate-data].
+    #[arg(long, env = "MODGATE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDirArgs {
+    fn resolve(&self) -> Result<PathBuf, Box<dyn std::error::Error>> {
+        if let Some(d) = &self.data_dir {
+            return Ok(d.clone());
+        }
+        Ok(match &self.config {
+            Some(p) => Config::from_file(p)?.data_dir,
+            None => Config::default().data_dir,
+        })
+    }
+}
+
+fn trust(cmd: TrustCommand) -> Result<(), Box<dyn std::error::Error>> {
+    init_logging("text");
+    match cmd {
+        TrustCommand::Show { data, sumdb } => {
+            let states = modgate::admin::trust::show(&data.resolve()?, sumdb.as_deref())?;
+            print!("{}", modgate::admin::trust::render(&states));
+        }
+        TrustCommand::Reset { data, sumdb } => {
+            let r = modgate::admin::trust::reset(&data.resolve()?, &sumdb)?;
+            println!(
+                "checksum database {}: fork marker {}, trusted tree {}, {} cached tiles cleared; \
+                 the next verification trusts its current head",
+                r.name,
+                if r.cleared_fork {
+                    "cleared"
+                } else {
+                    "was not set"
+                },
+                match r.cleared_tree {
+                    Some(t) => format!("of size {} forgotten", t.n),
+                    None => "was not set".to_string(),
+                },
+                r.cleared_tiles
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+struct PrefetchArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Module versions fetched at a time.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+    /// go.sum files (`*.sum`) or go.mod files (anything else).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// URL to probe [default: /healthz on the configured listen address].
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(
+        long,
+        env = "MODGATE_LISTEN",
+        default_value = "127.0.0.1:8080",
+        hide = true
+    )]
+    listen: String,
+    #[arg(long, env = "MODGATE_TLS_CERT", hide = true)]
+    tls_cert: Option<PathBuf>,
 }
 
 /// Every flag is also an environment variable and a key of the TOML config
@@ -52,6 +206,12 @@ struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "MODGATE_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "MODGATE_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "MODGATE_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -78,6 +238,12 @@ impl ServeArgs {
         }
         if let Some(v) = &self.log_format {
             c.log_format = v.clone();
+        }
+        if let Some(v) = &self.tls_cert {
+            c.tls.cert_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_key {
+            c.tls.key_file = Some(v.clone());
         }
         Ok(c)
     }
@@ -114,6 +280,50 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Runs an admin command; `Ok(false)` means it ran but found problems (exit 1).
+async fn admin(cmd: Command) -> Result<bool, Box<dyn std::error::Error>> {
+    use modgate::admin::{cache, prefetch};
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        Command::Cache(CacheCommand::Ls { dir, pattern, json }) => {
+            let store = cache::open_store(&dir.resolve()?)?;
+            cache::ls(&store, pattern.as_deref(), json, &mut out).await?;
+            Ok(true)
+        }
+        Command::Cache(CacheCommand::Verify { dir }) => {
+            let store = cache::open_store(&dir.resolve()?)?;
+            Ok(cache::verify(&store, &mut out).await?.bad.is_empty())
+        }
+        Command::Cache(CacheCommand::Rm { dir, target }) => {
+            let store = cache::open_store(&dir.resolve()?)?;
+            cache::rm(&store, &target, &mut out).await?;
+            Ok(true)
+        }
+        Command::Prefetch(a) => {
+            let cfg = a.serve.config()?;
+            init_logging(&cfg.log_format);
+            let want = prefetch::read_files(&a.files)?;
+            let data_dir = cfg.data_dir.clone();
+            let state = server::build(cfg).map_err(|e| {
+                prefetch::locked_error(&e, &data_dir)
+                    .map_or_else(|| e.to_string(), |l| l.to_string())
+            })?;
+            let summary = prefetch::run(state.pipeline, want, a.jobs).await;
+            eprintln!("{summary}");
+            Ok(summary.failed.is_empty())
+        }
+        Command::Healthcheck(a) => {
+            let url = a.url.unwrap_or_else(|| {
+                modgate::http::ops::healthz_url(&a.listen, a.tls_cert.is_some())
+            });
+            modgate::http::ops::probe(&url).await?;
+            Ok(true)
+        }
+        Command::Serve(a) => serve(a).await.map(|()| true),
+        Command::Trust(c) => trust(c).map(|()| true),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
@@ -123,13 +333,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async {
-        match cli.command {
-            Command::Serve(a) => serve(a).await,
-        }
-    });
+    let result = rt.block_on(admin(cli.command));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("modgate: {e}");
             ExitCode::FAILURE

@@ -25,6 +25,7 @@ use tokio::io::AsyncReadExt;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::flight::Flights;
+use crate::metrics::Metrics;
 use crate::module::semver;
 use crate::modzip;
 use crate::protocol::{Kind, ModPath, ModVersion};
@@ -42,6 +43,10 @@ pub struct Lookup {
     pub mod_h1: String,
     pub tree_size: i64,
     pub tree_hash: String,
+    /// The lookup response exactly as verified, served to `go` clients by
+    /// `/sumdb/<name>/lookup/...` (absent in entries cached before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
 }
 
 /// Whether an answer came from the store or needed upstream.
@@ -108,6 +113,11 @@ impl Pipeline {
         &self.cfg
     }
 
+    /// The server's metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.upstream.metrics()
+    }
+
     /// Misses being fetched and verified right now (for metrics).
     pub fn in_flight(&self) -> usize {
         self.artifacts.len()
@@ -127,7 +137,9 @@ impl Pipeline {
             Err(StoreError::Corrupt { digest, reason }) => {
                 tracing::error!(module = %mv.path(), version = %mv.version(), kind = kind.ext(),
                     %digest, %reason, "stored blob corrupt; refetching");
-                self.store.remove(mv, kind).await?;
+                if self.store.remove(mv, kind).await? {
+                    self.metrics().stored(-1, -(entry.size as i64));
+                }
                 let (entry, cache) = self.artifact(mv, kind).await?;
                 let blob = self.store.open(&entry).await?;
                 Ok((entry, blob, cache))
@@ -161,6 +173,11 @@ impl Pipeline {
         if let Some(e) = self.store.entry(mv, kind).await? {
             return Ok(e);
         }
+        // After a fork only what was proven before is served: refuse at once
+        // rather than fetch from upstream what cannot be verified.
+        if self.sumdb.is_forked() && self.cached_lookup(mv).await?.is_none() {
+            return Err(self.sumdb_error(mv, ClientError::Forked));
+        }
         match kind {
             Kind::Mod => self.miss_mod(mv).await,
             Kind::Zip => self.miss_zip(mv).await,
@@ -181,6 +198,7 @@ impl Pipeline {
             return Err(self.refuse(
                 mv,
                 Kind::Mod,
+                "mismatch",
                 format!(
                     "go.mod checksum mismatch: upstream served {got}, {} has {}",
                     self.sumdb.name(),
@@ -189,7 +207,7 @@ impl Pipeline {
             ));
         }
         let entry = self.entry(mv, Kind::Mod, &data, got, &lookup);
-        Ok(self.store.commit_bytes(&data, entry).await?)
+        Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
     }
 
     async fn miss_zip(self: &Arc<Self>, mv: &ModVersion) -> Result<Entry> {
@@ -201,6 +219,7 @@ impl Pipeline {
             return Err(self.refuse(
                 mv,
                 Kind::Zip,
+                "no_zip_hash",
                 format!("{} has no zip hash for this version", self.sumdb.name()),
             ));
         };
@@ -227,15 +246,31 @@ impl Pipeline {
             mv.path().to_string(),
             mv.version().to_string(),
         );
-        let checked =
-            tokio::task::spawn_blocking(move || modzip::check_zip(&p, &m, &v, Some(&go_mod)))
-                .await
-                .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
-                .map_err(|e| self.refuse(mv, Kind::Zip, format!("invalid module zip: {e}")))?;
+        // The configured limits (x/mod's by default) bound the decompression too.
+        let limits = modzip::ZipLimits {
+            max_zip_file: self.cfg.limits.max_zip_bytes,
+            max_uncompressed: self.cfg.limits.max_zip_bytes,
+            max_go_mod: self.cfg.limits.max_mod_bytes,
+            ..modzip::ZipLimits::default()
+        };
+        let checked = tokio::task::spawn_blocking(move || {
+            modzip::check_zip_with_limits(&p, &m, &v, Some(&go_mod), &limits)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
+        .map_err(|e| {
+            self.refuse(
+                mv,
+                Kind::Zip,
+                "zip_rule",
+                format!("invalid module zip: {e}"),
+            )
+        })?;
         if checked.h1 != want {
             return Err(self.refuse(
                 mv,
                 Kind::Zip,
+                "mismatch",
                 format!(
                     "zip checksum mismatch: upstream served {}, {} has {want}",
                     checked.h1,
@@ -251,7 +286,7 @@ impl Pipeline {
             size: spool.size,
             verification: self.verification(want, &lookup),
         };
-        Ok(self.store.commit(spool, entry).await?)
+        Ok(self.verified(self.store.commit(spool, entry).await?))
     }
 
     /// `artifact(mv, Mod)` behind a boxed `Send` future: the zip miss needs
@@ -287,18 +322,67 @@ impl Pipeline {
         // Only versions the checksum database knows are served.
         let lookup = self.lookup(mv).await?;
         let entry = self.entry(mv, Kind::Info, &data, String::new(), &lookup);
-        Ok(self.store.commit_bytes(&data, entry).await?)
+        Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
     }
 
     /// The verified lookup of a module version: from the store, or proven
     /// through the sumdb client (one lookup serves `.info`, `.mod` and `.zip`).
     pub async fn lookup(self: &Arc<Self>, mv: &ModVersion) -> Result<Lookup> {
-        let key = format!("{}/{mv}", self.sumdb.name());
-        if let Some(raw) = self.store.meta_get(Meta::Lookup, &key).await?
-            && let Ok(l) = serde_json::from_slice(&raw)
-        {
+        if let Some(l) = self.cached_lookup(mv).await? {
             return Ok(l);
         }
+        self.verify_lookup(mv).await
+    }
+
+    /// The lookup response for `/sumdb/<name>/lookup/<mv>`, byte for byte as
+    /// the database served it and modgate verified it (signature, inclusion,
+    /// consistency): from the store when verified before — even while the
+    /// database is down or forked — else fetched and verified now.
+    pub async fn lookup_response(self: &Arc<Self>, mv: &ModVersion) -> Result<(Bytes, Cache)> {
+        if let Some(raw) = self.cached_lookup(mv).await?.and_then(|l| l.raw) {
+            return Ok((Bytes::from(raw), Cache::Hit));
+        }
+        if self.cfg.offline {
+            return Err(Error::Offline(format!("{mv} checksum database lookup")));
+        }
+        let l = self.verify_lookup(mv).await?;
+        let raw = l.raw.ok_or_else(|| {
+            Error::Internal(format!("{mv}: verified lookup response is not UTF-8"))
+        })?;
+        Ok((Bytes::from(raw), Cache::Miss))
+    }
+
+    /// The fork state of the checksum database (`None` while it is trusted):
+    /// for `/readyz` and metrics.
+    pub fn fork_status(&self) -> Option<crate::trust::ForkStatus> {
+        if !self.sumdb.is_forked() {
+            return None;
+        }
+        let name = self.sumdb.name();
+        Some(crate::trust::ForkStatus {
+            sumdb: name.to_string(),
+            marker: self.sumdb.fork_marker().unwrap_or_else(|| {
+                crate::sumdb::client::ForkMarker::parse(b"(fork marker not loaded)")
+            }),
+            evidence: crate::trust::evidence_dirs(&self.cfg.data_dir, name),
+        })
+    }
+
+    fn lookup_key(&self, mv: &ModVersion) -> String {
+        format!("{}/{mv}", self.sumdb.name())
+    }
+
+    async fn cached_lookup(&self, mv: &ModVersion) -> Result<Option<Lookup>> {
+        Ok(self
+            .store
+            .meta_get(Meta::Lookup, &self.lookup_key(mv))
+            .await?
+            .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    }
+
+    /// Proves a lookup through the sumdb client and caches it (coalesced).
+    async fn verify_lookup(self: &Arc<Self>, mv: &ModVersion) -> Result<Lookup> {
+        let key = self.lookup_key(mv);
         let this = self.clone();
         let owned = mv.clone();
         let k = key.clone();
@@ -315,6 +399,7 @@ impl Pipeline {
                     mod_h1: v.mod_h1,
                     tree_size: v.tree.n,
                     tree_hash: v.tree.hash.to_string(),
+                    raw: String::from_utf8(v.raw).ok(),
                 };
                 let raw = serde_json::to_vec(&l).map_err(|e| Error::Internal(e.to_string()))?;
                 this.store.meta_put(Meta::Lookup, &k, &raw).await?;
@@ -520,8 +605,16 @@ impl Pipeline {
         }
     }
 
-    /// Logs a security refusal and builds its 403.
-    fn refuse(&self, mv: &ModVersion, kind: Kind, reason: String) -> Error {
+    /// Counts a verified, committed artifact.
+    fn verified(&self, e: Entry) -> Entry {
+        self.metrics().verification("ok", "ok");
+        self.metrics().stored(1, e.size as i64);
+        e
+    }
+
+    /// Logs a security refusal and builds its 403; `label` is its metrics reason.
+    fn refuse(&self, mv: &ModVersion, kind: Kind, label: &str, reason: String) -> Error {
+        self.metrics().verification("refused", label);
         tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
             kind = kind.ext(), %reason, "refused: verification failed");
         Error::Security(format!("{mv}: {reason}"))
@@ -529,28 +622,39 @@ impl Pipeline {
 
     fn sumdb_error(&self, mv: &ModVersion, e: ClientError) -> Error {
         let name = self.sumdb.name();
+        let m = self.metrics();
         if matches!(e, ClientError::Fork(_) | ClientError::Forked) {
+            m.verification("refused", "fork");
             // The evidence itself was logged and saved by the client's ops;
             // the body stays one line so the go command shows all of it.
             tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
                 sumdb = name, "refused: checksum database presented a forked log");
-            return Error::Security(format!(
-                "{mv}: checksum database {name} presented a forked log (server misbehavior); \
-                 modgate refuses new modules until an operator runs `modgate trust reset --sumdb {name}`"
-            ));
+            return Error::Security(format!("{mv}: {}", forked_message(name)));
         }
         if e.is_security() {
+            let label = match e {
+                ClientError::Note(_) => "bad_signature",
+                ClientError::Lookup(_) => "bad_lookup",
+                _ => "bad_proof",
+            };
+            m.verification("refused", label);
             tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
                 sumdb = name, error = %e, "refused: checksum database verification failed");
             return Error::Security(format!("{mv}: {name}: {e}"));
         }
         match e {
+            // Our own disk, not the checksum database.
+            ClientError::Storage(m) => {
+                Error::Storage(format!("{mv}: checksum database state: {m}"))
+            }
             ClientError::NotFound(_) => {
+                m.verification("refused", "not_in_sumdb");
                 tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
                     sumdb = name, error = %e, "refused: not in the checksum database");
                 Error::Security(format!("{mv}: not in the checksum database {name}: {e}"))
             }
             e => {
+                m.verification("error", "sumdb_unreachable");
                 tracing::warn!(module = %mv.path(), version = %mv.version(), sumdb = name, error = %e,
                     "checksum database unavailable");
                 let msg = format!(
@@ -564,6 +668,14 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Why everything new is refused after a fork (one line: the go command shows all of it).
+pub fn forked_message(sumdb: &str) -> String {
+    format!(
+        "checksum database {sumdb} presented a forked log (server misbehavior); \
+         modgate refuses new modules until an operator runs `modgate trust reset --sumdb {sumdb}`"
+    )
 }
 
 /// The fields of a `.info` that are checked.
@@ -599,6 +711,8 @@ fn upstream_to_error(what: String, e: UpstreamError) -> Error {
         UpstreamError::NotFound { body, .. } => Error::NotFound(format!("{what}: {body}")),
         UpstreamError::Off => Error::NotFound(format!("{what}: no upstream configured")),
         UpstreamError::Timeout { .. } => Error::Timeout(format!("{what}: upstream timed out: {e}")),
+        // Our own disk failed, not upstream: say so (507 when it is full).
+        UpstreamError::Spool(kind, _) => Error::storage(kind, format!("{what}: {e}")),
         e => Error::UpstreamUnavailable(format!("{what}: upstream failed: {e}")),
     }
 }

@@ -5,9 +5,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
 
 use crate::config::Config;
 use crate::http::{AppState, app};
@@ -36,6 +41,10 @@ pub enum StartError {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("[auth]: {0}")]
+    Auth(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Builds everything a server needs from its configuration.
@@ -61,8 +70,9 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     };
     let client =
         Client::new(Arc::new(ops), &spec.vkey).map_err(|e| StartError::Key(e.to_string()))?;
+    let auth = Arc::new(crate::http::auth::Auth::from_config(&cfg.auth).map_err(StartError::Auth)?);
     let pipeline = Pipeline::new(store, upstream, Arc::new(client), cfg);
-    Ok(AppState { pipeline })
+    Ok(AppState { pipeline, auth })
 }
 
 /// Binds the configured address.
@@ -75,24 +85,159 @@ pub async fn bind(addr: &str) -> Result<TcpListener, StartError> {
         })
 }
 
+/// Largest request head (request line plus headers) read from a client;
+/// a larger one is answered 431 by hyper. GOPROXY requests are tiny.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+/// Most headers accepted in one request.
+pub const MAX_REQUEST_HEADERS: usize = 64;
+/// How long shutdown waits for in-flight requests before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves until `shutdown` completes, then finishes in-flight requests.
+///
+/// HTTPS when `[tls]` is configured, plain HTTP otherwise. A hyper-util
+/// server rather than `axum::serve`, for the limits that one does not
+/// expose: a client must send its headers within `timeouts.client_header_secs`
+/// (slowloris), and a connection whose client accepts no byte of its
+/// response for `timeouts.client_stall_secs` is dropped, so slow or stuck
+/// clients cannot pin connections (and open blobs) forever while everyone
+/// else is served.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    // TCP_NODELAY: hyper writes the head and the body of a small answer separately;
-    // with Nagle on, the body then waits for the client's delayed ACK (~40 ms a hit,
-    // see BENCHMARKS.md).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+    // Restore the persisted trust state (and a recorded fork, which keeps
+    // refusing) before the first request, so readiness reports it at once.
+    // A failure here is retried lazily by the first verification.
+    let sumdb = state.pipeline.sumdb();
+    if let Err(e) = sumdb.load().await {
+        tracing::error!(sumdb = sumdb.name(), error = %e, "loading checksum database trust state");
+    }
+    count_store(&state).await;
+    let cfg = state.pipeline.config();
+    let tls = match cfg.tls.enabled() {
+        true => Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg.tls)?)),
+        false => None,
+    };
+    let (stall, header_timeout) = (cfg.client_stall_timeout(), cfg.client_header_timeout());
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .max_headers(MAX_REQUEST_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_REQUEST_HEAD as u32);
+    let router = app(state);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut io = TimeoutStream::new(tcp);
+        io.set_write_timeout(Some(stall));
+        let io = Box::pin(io);
+        let service = TowerToHyperService::new(router.clone());
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        tokio::spawn(async move {
+            let result = match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    // The handshake gets the same budget as a request head.
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(header_timeout, acceptor.accept(io)).await
+                    else {
+                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
-        .map_err(StartError::Serve)
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown: in-flight requests still running after {DRAIN_TIMEOUT:?}; stopping"
+        );
+    }
+    Ok(())
+}
+
+/// Sets the store gauges once from the index; commits keep them current, so
+/// a scrape never walks the store.
+async fn count_store(state: &AppState) {
+    match state.pipeline.store().entries("").await {
+        Ok(entries) => {
+            let m = state.pipeline.metrics();
+            m.store_objects.set(entries.len() as i64);
+            m.store_bytes
+                .set(entries.iter().map(|e| e.size as i64).sum::<i64>());
+        }
+        Err(e) => tracing::warn!(error = %e, "counting the store for metrics"),
+    }
+}
+
+/// Loads the certificate chain and key into a rustls config using the ring
+/// provider (the one reqwest uses here, so only one crypto library is linked).
+fn tls_config(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConfig>, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
+        return Err(StartError::Tls(
+            "both tls.cert_file and tls.key_file must be set".into(),
+        ));
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            StartError::Tls(format!("reading certificates from {}: {e}", cert.display()))
+        })?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "no certificate in {}",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        StartError::Tls(format!(
+            "reading the private key from {}: {e}",
+            key.display()
+        ))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Completes on SIGTERM or ctrl-c.

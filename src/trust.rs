@@ -1,13 +1,20 @@
 //! The sumdb client's I/O: remote reads through the shared HTTP client, the
-//! trusted tree head and tiles in the store, fork evidence on disk.
+//! trusted tree head, fork marker and tiles in the store, fork evidence on disk.
+//!
+//! Trust-store layout (`Meta::Trust`): `<name>/latest` holds the newest
+//! verified signed tree note; `<name>/fork` a [`ForkMarker`] once the database
+//! was caught presenting a forked log. Evidence directories are
+//! `<data-dir>/evidence/<name>-fork-<unix seconds>/` holding `old_note`,
+//! `new_note`, `proof` (the hashes proving the inconsistency) and
+//! `evidence.txt` (all of it, as the go command prints it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::store::{Meta, Store, StoreError};
-use crate::sumdb::client::{ClientError, ClientOps, ForkEvidence};
+use crate::sumdb::client::{ClientError, ClientOps, ForkEvidence, ForkMarker};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// [`ClientOps`] for one checksum database.
@@ -91,6 +98,14 @@ impl ClientOps for SumdbOps {
             tokio::fs::create_dir_all(&dir).await?;
             tokio::fs::write(dir.join("old_note"), &evidence.old_note).await?;
             tokio::fs::write(dir.join("new_note"), &evidence.new_note).await?;
+            let mut proof = String::new();
+            if let Some(h) = evidence.old_hash_in_new {
+                proof.push_str(&format!("{h}\n"));
+            }
+            for h in &evidence.proof {
+                proof.push_str(&format!("{h}\n"));
+            }
+            tokio::fs::write(dir.join("proof"), proof).await?;
             tokio::fs::write(dir.join("evidence.txt"), evidence.to_string()).await?;
             std::io::Result::Ok(())
         };
@@ -99,7 +114,11 @@ impl ClientOps for SumdbOps {
                 target: "modgate::security",
                 sumdb = %self.name,
                 evidence = %dir.display(),
-                "checksum database presented a forked log; evidence saved"
+                old_tree_size = evidence.old_tree.n,
+                new_tree_size = evidence.new_tree.n,
+                "checksum database presented a forked log; evidence saved; refusing new \
+                 verifications until an operator runs `modgate trust reset --sumdb {}`",
+                self.name
             ),
             Err(e) => tracing::error!(
                 target: "modgate::security",
@@ -109,4 +128,36 @@ impl ClientOps for SumdbOps {
             ),
         }
     }
+}
+
+/// Where a checksum database's fork evidence directories live.
+pub fn evidence_root(data_dir: &Path) -> PathBuf {
+    data_dir.join("evidence")
+}
+
+/// The fork evidence directories saved for database `name`, oldest first.
+pub fn evidence_dirs(data_dir: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!("{name}-fork-");
+    let Ok(rd) = std::fs::read_dir(evidence_root(data_dir)) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<(u64, PathBuf)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let file_name = e.file_name();
+            let secs = file_name.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
+            e.path().is_dir().then(|| (secs, e.path()))
+        })
+        .collect();
+    dirs.sort();
+    dirs.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The fork state of a checksum database, for readiness checks and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkStatus {
+    pub sumdb: String,
+    pub marker: ForkMarker,
+    /// The evidence directories on disk (empty if saving them failed).
+    pub evidence: Vec<PathBuf>,
 }

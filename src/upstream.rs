@@ -5,13 +5,15 @@
 //! validated, re-escaped values ([`crate::protocol::ModVersion::artifact_path`]),
 //! so request text can never choose the host (no SSRF).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{Config, ConfigError};
+use crate::metrics::{Metrics, upstream_outcome};
 
 /// What went wrong talking to an upstream server.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,8 +41,9 @@ pub enum UpstreamError {
     Truncated { url: String, got: u64, want: u64 },
     #[error("upstream is off")]
     Off,
-    #[error("writing spool file: {0}")]
-    Spool(String),
+    /// Writing the local spool file failed (the kind tells a full disk apart).
+    #[error("writing spool file: {1}")]
+    Spool(std::io::ErrorKind, String),
 }
 
 impl UpstreamError {
@@ -57,6 +60,18 @@ struct Proxy {
     fall_through_any: bool,
 }
 
+impl Proxy {
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path)
+    }
+
+    /// The `go` command's rule: after `,` only a 404/410 moves on to the
+    /// next proxy; after `|` any error does.
+    fn moves_on(&self, e: &UpstreamError) -> bool {
+        self.fall_through_any || e.is_not_found()
+    }
+}
+
 /// The shared HTTP client plus the configured upstream list.
 #[derive(Clone)]
 pub struct Upstream {
@@ -64,6 +79,9 @@ pub struct Upstream {
     proxies: Vec<Proxy>,
     request_timeout: Duration,
     read_timeout: Duration,
+    /// The server's metrics registry; it lives here because every part of a
+    /// server shares this object (see [`crate::metrics`]).
+    metrics: Arc<Metrics>,
 }
 
 /// Parses GOPROXY syntax into proxies. `off` gives an empty list; `direct`
@@ -122,7 +140,13 @@ impl Upstream {
             proxies,
             request_timeout: cfg.request_timeout(),
             read_timeout: cfg.read_timeout(),
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    /// The server's metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Whether any upstream proxy is configured (`off` gives none).
@@ -134,16 +158,10 @@ impl Upstream {
     pub async fn get(&self, path: &str, max: u64) -> Result<Bytes, UpstreamError> {
         let mut last = UpstreamError::Off;
         for p in &self.proxies {
-            let url = format!("{}/{}", p.base, path);
-            match self.get_url(&url, max).await {
+            match self.get_url(&p.url(path), max).await {
                 Ok(b) => return Ok(b),
-                Err(e) => {
-                    let next = e.is_not_found() || p.fall_through_any;
-                    last = e;
-                    if !next {
-                        break;
-                    }
-                }
+                Err(e) if p.moves_on(&e) => last = e,
+                Err(e) => return Err(e),
             }
         }
         Err(last)
@@ -158,25 +176,17 @@ impl Upstream {
         file: &mut tokio::fs::File,
     ) -> Result<(u64, String), UpstreamError> {
         let mut last = UpstreamError::Off;
-        for p in &self.proxies {
-            let url = format!("{}/{}", p.base, path);
-            // A previous proxy may have left a partial body.
-            file.set_len(0)
-                .await
-                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
-            use tokio::io::AsyncSeekExt;
-            file.rewind()
-                .await
-                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
-            match self.download_url(&url, max, file).await {
+        for (i, p) in self.proxies.iter().enumerate() {
+            if i > 0 {
+                // A previous proxy may have left a partial body.
+                use tokio::io::AsyncSeekExt;
+                file.set_len(0).await.map_err(spool_err)?;
+                file.rewind().await.map_err(spool_err)?;
+            }
+            match self.download_url(&p.url(path), max, file).await {
                 Ok(r) => return Ok(r),
-                Err(e) => {
-                    let next = e.is_not_found() || p.fall_through_any;
-                    last = e;
-                    if !next {
-                        break;
-                    }
-                }
+                Err(e) if p.moves_on(&e) => last = e,
+                Err(e) => return Err(e),
             }
         }
         Err(last)
@@ -206,12 +216,32 @@ impl Upstream {
             check_length(url, body.len() as u64, want)?;
             Ok(Bytes::from(body))
         };
-        tokio::time::timeout(self.request_timeout, fut)
+        let start = Instant::now();
+        let r = tokio::time::timeout(self.request_timeout, fut)
             .await
-            .unwrap_or_else(|_| Err(UpstreamError::Timeout { url: url.into() }))
+            .unwrap_or_else(|_| Err(UpstreamError::Timeout { url: url.into() }));
+        let bytes = r.as_ref().map_or(0, |b| b.len() as u64);
+        self.metrics
+            .upstream("get", upstream_outcome(&r), start.elapsed(), bytes);
+        r
     }
 
+    /// Streams one URL into `file`, counted in the metrics.
     async fn download_url(
+        &self,
+        url: &str,
+        max: u64,
+        file: &mut tokio::fs::File,
+    ) -> Result<(u64, String), UpstreamError> {
+        let start = Instant::now();
+        let r = self.download_url_uncounted(url, max, file).await;
+        let bytes = r.as_ref().map_or(0, |(n, _)| *n);
+        self.metrics
+            .upstream("download", upstream_outcome(&r), start.elapsed(), bytes);
+        r
+    }
+
+    async fn download_url_uncounted(
         &self,
         url: &str,
         max: u64,
@@ -248,18 +278,12 @@ impl Upstream {
                 });
             }
             hasher.update(&chunk);
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+            out.write_all(&chunk).await.map_err(spool_err)?;
         }
         check_length(url, got, want)?;
-        out.flush()
-            .await
-            .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+        out.flush().await.map_err(spool_err)?;
         drop(out);
-        file.sync_all()
-            .await
-            .map_err(|e| UpstreamError::Spool(e.to_string()))?;
+        file.sync_all().await.map_err(spool_err)?;
         Ok((got, hex::encode(hasher.finalize())))
     }
 
@@ -294,6 +318,10 @@ impl Upstream {
             _ => UpstreamError::Status { url, status, body },
         })
     }
+}
+
+fn spool_err(e: std::io::Error) -> UpstreamError {
+    UpstreamError::Spool(e.kind(), e.to_string())
 }
 
 fn body_err(url: &str, e: reqwest::Error) -> UpstreamError {

@@ -7,18 +7,11 @@ use modgate::modzip::{check_zip, hash_go_mod};
 
 const ROOT: &str = "tests/fixtures/realdata/sum.golang.org-2020";
 
-/// `!`-case escaping for the proxy directory layout (kept local: crate::module is in flux).
+/// `!`-case escaping for the proxy directory layout.
 fn escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('!');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    modgate::module::escape_path(s)
+        .or_else(|_| modgate::module::escape_version(s).map_err(|_| ()))
+        .expect("fixture paths and versions escape")
 }
 
 struct Record {

@@ -1,4 +1,4 @@
-//! `EmbeddedStore::open`, the hit path: small blobs read whole (and then kept in memory),
+//! `EmbeddedStore::open`, the hit path: small blobs read whole (and proven on every read),
 //! large ones streamed, and a blob whose size disagrees with the index is `Corrupt`.
 
 use modgate::protocol::{Kind, ModVersion};
@@ -88,8 +88,9 @@ fn size_mismatch_on_disk_is_corrupt() {
                 other => panic!("want Corrupt, got {:?}", other.map(|v| v.len())),
             }
         }
-        // A missing blob is corrupt too (the pipeline then refetches and verifies again).
-        std::fs::remove_file(blob_file(dir.path(), &el.digest)).unwrap();
+        // A damaged blob was moved out of the store (quarantined); reading it again is
+        // still Corrupt (the pipeline then refetches and verifies again).
+        assert!(!blob_file(dir.path(), &el.digest).exists());
         assert!(matches!(
             read_all(&store, &el).await,
             Err(StoreError::Corrupt { .. })
@@ -98,7 +99,7 @@ fn size_mismatch_on_disk_is_corrupt() {
 }
 
 #[test]
-fn a_small_blob_once_read_is_served_from_memory() {
+fn a_small_blob_is_proven_on_every_read() {
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -108,12 +109,8 @@ fn a_small_blob_once_read_is_served_from_memory() {
             .await
             .unwrap();
         assert_eq!(read_all(&store, &es).await.unwrap(), small);
-        // The verified bytes read once stay the ones served, whatever happens on disk.
-        std::fs::remove_file(blob_file(dir.path(), &es.digest)).unwrap();
-        assert_eq!(read_all(&store, &es).await.unwrap(), small);
-        // A fresh process (store) reads the disk again.
-        drop(store);
-        let store = EmbeddedStore::open(dir.path()).unwrap();
+        // Same size, other bytes, after a good read in this process: still caught.
+        std::fs::write(blob_file(dir.path(), &es.digest), b"module example.com/X\n").unwrap();
         assert!(matches!(
             read_all(&store, &es).await,
             Err(StoreError::Corrupt { .. })

@@ -3,7 +3,9 @@
 //! - [`proxy`]: the GOPROXY protocol (`list`, `.info`, `.mod`, `.zip`, `@latest`).
 //! - [`sumdb`]: the checksum database through the proxy (`/sumdb/<name>/...`).
 //! - [`ops`]: health and metrics.
+//! - [`auth`]: optional client authentication.
 
+pub mod auth;
 pub mod ops;
 pub mod proxy;
 pub mod sumdb;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -23,6 +25,8 @@ use crate::pipeline::Pipeline;
 #[derive(Clone)]
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
+    /// Accepted credentials (none configured: every request passes).
+    pub auth: Arc<auth::Auth>,
 }
 
 /// What a handler learned about a request, for the access log line.
@@ -39,21 +43,36 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .fallback(proxy::handle)
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::require,
+        ))
+        // Outermost, so refused (401) requests are logged and counted too.
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
 
 /// One log line per request: method, path, status, duration, and what the
-/// handler recorded (module, version, kind, cache outcome).
-async fn access_log(req: Request, next: Next) -> Response {
+/// handler recorded (module, version, kind, cache outcome); counted in the metrics.
+async fn access_log(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    match resp.extensions().get::<RequestLog>() {
+    let log = resp.extensions().get::<RequestLog>();
+    let kind = match log {
+        Some(l) if !l.kind.is_empty() => l.kind,
+        _ if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") => "ops",
+        _ => "other",
+    };
+    st.pipeline
+        .metrics()
+        .request(kind, status, log.map_or("", |l| l.cache));
+    match log {
         Some(l) => tracing::info!(target: "modgate::access", %method, %path, status,
             module = %l.module, version = %l.version, kind = l.kind, cache = l.cache,
             duration_ms = format!("{ms:.1}"), "request"),

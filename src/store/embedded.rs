@@ -10,12 +10,24 @@
 //! is written after the rename: a crash at any point leaves either nothing or
 //! a complete verified blob (at worst an unreferenced one). Spool files left
 //! by a crash are deleted at start-up.
+//!
+//! Blobs are checked when read: a blob whose SHA-256 no longer matches its
+//! name (bit rot, an operator's mistake, a hostile edit) is moved to
+//! `<data-dir>/quarantine/`, its index entry dropped, and the read fails with
+//! [`StoreError::Corrupt`] so the pipeline fetches and verifies it again. To
+//! keep hits cheap, a large blob is hashed on its first read per process and
+//! again only when its file identity (size, mtime, inode) changes; small
+//! blobs (`.info`, `.mod`) are hashed on every read, and served from the very
+//! bytes that were hashed.
 
+use std::collections::HashMap;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 
 use super::{Blob, Entry, Meta, Spool, Store, StoreError, StoreResult, artifact_key};
 use crate::protocol::{Kind, ModVersion};
@@ -24,23 +36,137 @@ pub struct EmbeddedStore {
     root: PathBuf,
     db: sled::Db,
     index: sled::Tree,
-    /// Small blobs (`.info`, `.mod`) already read, by digest: a hit on one needs no disk
-    /// I/O and no blocking-pool trip. Content-addressed, so never stale.
-    small: quick_cache::sync::Cache<String, bytes::Bytes, BlobWeight>,
+    /// Large blobs this process hashed and found intact, with the file
+    /// identity they had then (digest → stamp).
+    verified: Arc<Mutex<HashMap<String, FileStamp>>>,
 }
 
-/// Bounds the small-blob cache by bytes held, not by count.
-#[derive(Clone)]
-struct BlobWeight;
+/// Blobs smaller than this are hashed on every read: cheaper than tracking.
+pub const ALWAYS_HASH_BELOW: u64 = 64 * 1024;
 
-impl quick_cache::Weighter<String, bytes::Bytes> for BlobWeight {
-    fn weight(&self, key: &String, val: &bytes::Bytes) -> u64 {
-        (key.len() + val.len() + 64) as u64
+/// What identifies one version of a file on disk: if any of it changes, the
+/// content may have changed too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    size: u64,
+    mtime_ns: i128,
+    inode: u64,
+    dev: u64,
+}
+
+impl FileStamp {
+    #[cfg(unix)]
+    fn of(m: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            size: m.len(),
+            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+            inode: m.ino(),
+            dev: m.dev(),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(m: &std::fs::Metadata) -> FileStamp {
+        let mtime_ns = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        FileStamp {
+            size: m.len(),
+            mtime_ns,
+            inode: 0,
+            dev: 0,
+        }
     }
 }
 
-/// Bytes of small blobs kept in memory.
-const SMALL_CACHE_BYTES: u64 = 32 << 20;
+/// Why a blob on disk cannot be served.
+enum BlobFault {
+    /// Missing or unreadable: nothing to quarantine.
+    Missing(String),
+    /// Present but not what its name says.
+    Damaged(String),
+    Io(std::io::Error),
+}
+
+/// A blob opened and proven by [`open_checked`]: a small one already read.
+enum Opened {
+    Small(Vec<u8>),
+    File(std::fs::File),
+}
+
+/// Opens a blob and proves its content unless it was proven before and its
+/// stamp has not changed since. Blocking: run it off the async runtime.
+fn open_checked(
+    path: &Path,
+    digest: &str,
+    size: u64,
+    verified: &Mutex<HashMap<String, FileStamp>>,
+) -> Result<Opened, BlobFault> {
+    let mut file = std::fs::File::open(path).map_err(|e| BlobFault::Missing(e.to_string()))?;
+    let meta = file.metadata().map_err(BlobFault::Io)?;
+    if meta.len() != size {
+        return Err(BlobFault::Damaged(format!(
+            "size {} but index says {size}",
+            meta.len()
+        )));
+    }
+    if size < ALWAYS_HASH_BELOW {
+        // Read whole, hashed, and served from these very bytes: no second read and
+        // no further blocking-pool trips for the body (most of a hit's cost, BENCHMARKS.md).
+        let mut data = Vec::with_capacity(size as usize);
+        (&mut file)
+            .take(size + 1)
+            .read_to_end(&mut data)
+            .map_err(BlobFault::Io)?;
+        if data.len() as u64 != size {
+            return Err(BlobFault::Damaged(format!(
+                "read {} bytes but index says {size}",
+                data.len()
+            )));
+        }
+        let got = hex::encode(Sha256::digest(&data));
+        if got != digest {
+            return Err(BlobFault::Damaged(format!("content hashes to {got}")));
+        }
+        return Ok(Opened::Small(data));
+    }
+    let stamp = FileStamp::of(&meta);
+    let lock = |v: &Mutex<HashMap<String, FileStamp>>| {
+        // A panic elsewhere cannot leave the map inconsistent: it is only a cache.
+        v.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .copied()
+    };
+    if lock(verified) == Some(stamp) {
+        return Ok(Opened::File(file));
+    }
+    // Hash through the same open file that will be served, so what was
+    // proven is what is streamed (a rename over the path cannot interpose).
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; (size as usize).clamp(4096, 256 * 1024)];
+    loop {
+        let n = file.read(&mut buf).map_err(BlobFault::Io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let got = hex::encode(hasher.finalize());
+    if got != digest {
+        return Err(BlobFault::Damaged(format!("content hashes to {got}")));
+    }
+    file.rewind().map_err(BlobFault::Io)?;
+    verified
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(digest.to_string(), stamp);
+    Ok(Opened::File(file))
+}
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
@@ -74,11 +200,7 @@ impl EmbeddedStore {
             root: root.to_owned(),
             db,
             index,
-            small: quick_cache::sync::Cache::with_weighter(
-                (SMALL_CACHE_BYTES / 1024) as usize,
-                SMALL_CACHE_BYTES,
-                BlobWeight,
-            ),
+            verified: Arc::default(),
         })
     }
 
@@ -86,7 +208,7 @@ impl EmbeddedStore {
         &self.root
     }
 
-    fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
+    pub fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
         // Digests come from our own hashing, but the index could be damaged:
         // never build a path from anything but 64 lower-case hex digits.
         if digest.len() != 64
@@ -143,6 +265,54 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// Moves a damaged blob out of the way (kept for inspection) and drops
+    /// the index entry that pointed at it, if it still does.
+    async fn quarantine(&self, entry: &Entry, path: &Path, reason: &str) -> StoreResult<()> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&entry.digest);
+        let qdir = self.root.join("quarantine");
+        tokio::fs::create_dir_all(&qdir)
+            .await
+            .map_err(io_err(&qdir))?;
+        // Unique: the same blob may rot (or be tampered with) more than once.
+        let dest = qdir.join(format!(
+            "{}-{}-{:016x}",
+            entry.digest,
+            super::now_secs(),
+            rand_u64()
+        ));
+        match tokio::fs::rename(path, &dest).await {
+            Ok(()) => {}
+            // Another reader quarantined it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(path)(e)),
+        }
+        if let (Ok(mv), Some(kind)) = (
+            ModVersion::new(&entry.module, &entry.version),
+            Kind::parse(&entry.kind),
+        ) {
+            let key = artifact_key(&mv, kind);
+            if let Some(cur) = self.index.get(&key).map_err(index_err)?
+                && serde_json::from_slice::<Entry>(&cur).is_ok_and(|c| c.digest == entry.digest)
+            {
+                // Only if unchanged: a concurrent re-fetch may have replaced it.
+                let _ = self
+                    .index
+                    .compare_and_swap(&key, Some(cur), None::<&[u8]>)
+                    .map_err(index_err)?;
+                self.db.flush_async().await.map_err(index_err)?;
+            }
+        }
+        tracing::error!(target: "modgate::security", module = %entry.module, version = %entry.version,
+            kind = %entry.kind, digest = %entry.digest, %reason, quarantined = %dest.display(),
+            "stored blob failed its integrity check; quarantined, will fetch and verify again");
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn spool_file(&self) -> StoreResult<(PathBuf, tokio::fs::File)> {
@@ -167,28 +337,37 @@ impl Store for EmbeddedStore {
     }
 
     async fn open(&self, entry: &Entry) -> StoreResult<Blob> {
-        let size = entry.size;
-        if let Some(b) = self.small.get(entry.digest.as_str()) {
-            return Ok(Blob {
-                size,
-                reader: Box::pin(std::io::Cursor::new(b)),
-            });
-        }
         let path = self.blob_path(&entry.digest)?;
-        let digest = entry.digest.clone();
-        // One trip to the blocking pool for open + stat (+ the whole read of a small blob):
-        // each trip is a thread wake-up, and they were most of a hit's cost (BENCHMARKS.md).
-        let opened = tokio::task::spawn_blocking(move || open_blob(&path, digest, size))
-            .await
-            .map_err(|e| StoreError::Index(format!("blob open task: {e}")))??;
-        let reader: Pin<Box<dyn AsyncRead + Send>> = match opened {
-            Opened::Small(b) => {
-                self.small.insert(entry.digest.clone(), b.clone());
-                Box::pin(std::io::Cursor::new(b))
-            }
-            Opened::File(f) => Box::pin(tokio::fs::File::from_std(f)),
+        let (p, digest, size, verified) = (
+            path.clone(),
+            entry.digest.clone(),
+            entry.size,
+            self.verified.clone(),
+        );
+        let checked =
+            tokio::task::spawn_blocking(move || open_checked(&p, &digest, size, &verified))
+                .await
+                .map_err(|e| StoreError::Index(format!("blob check task: {e}")))?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            digest: entry.digest.clone(),
+            reason,
         };
-        Ok(Blob { size, reader })
+        match checked {
+            Ok(Opened::Small(data)) => Ok(Blob {
+                size: entry.size,
+                reader: Box::pin(std::io::Cursor::new(data)),
+            }),
+            Ok(Opened::File(file)) => Ok(Blob {
+                size: entry.size,
+                reader: Box::pin(tokio::fs::File::from_std(file)),
+            }),
+            Err(BlobFault::Missing(reason)) => Err(corrupt(reason)),
+            Err(BlobFault::Io(e)) => Err(io_err(&path)(e)),
+            Err(BlobFault::Damaged(reason)) => {
+                self.quarantine(entry, &path, &reason).await?;
+                Err(corrupt(reason))
+            }
+        }
     }
 
     async fn commit(&self, mut spool: Spool, entry: Entry) -> StoreResult<Entry> {
@@ -261,42 +440,6 @@ impl Store for EmbeddedStore {
     }
 }
 
-/// Blobs up to this size (every `.info`, nearly every `.mod`) are read whole when opened and
-/// served from memory; larger ones stream from the file.
-const SMALL_BLOB: u64 = 64 << 10;
-
-/// A blob opened by [`open_blob`].
-enum Opened {
-    Small(bytes::Bytes),
-    File(std::fs::File),
-}
-
-/// Opens a blob and checks its size against the index; reads it whole if small. Blocking.
-fn open_blob(path: &Path, digest: String, size: u64) -> StoreResult<Opened> {
-    use std::io::Read;
-    let corrupt = |digest: String, reason: String| StoreError::Corrupt { digest, reason };
-    let mut file = std::fs::File::open(path).map_err(|e| corrupt(digest.clone(), e.to_string()))?;
-    let len = file.metadata().map_err(io_err(path))?.len();
-    if len != size {
-        return Err(corrupt(digest, format!("size {len} but index says {size}")));
-    }
-    if size > SMALL_BLOB {
-        return Ok(Opened::File(file));
-    }
-    let mut buf = Vec::with_capacity(size as usize);
-    (&mut file)
-        .take(size + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err(path))?;
-    if buf.len() as u64 != size {
-        return Err(corrupt(
-            digest,
-            format!("read {} bytes but index says {size}", buf.len()),
-        ));
-    }
-    Ok(Opened::Small(buf.into()))
-}
-
 /// A random number for unique spool names (no need for a crypto RNG here).
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -308,4 +451,120 @@ fn rand_u64() -> u64 {
             .unwrap_or(0),
     );
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Verification;
+
+    fn entry(data: &[u8], version: &str, kind: Kind) -> Entry {
+        Entry {
+            module: "example.com/m".into(),
+            version: version.into(),
+            kind: kind.ext().into(),
+            digest: hex::encode(Sha256::digest(data)),
+            size: data.len() as u64,
+            verification: Verification {
+                h1: String::new(),
+                sumdb: "test".into(),
+                record_id: 0,
+                tree_size: 1,
+                tree_hash: String::new(),
+                verified_at: 0,
+            },
+        }
+    }
+
+    async fn read_all(store: &EmbeddedStore, e: &Entry) -> StoreResult<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let mut blob = store.open(e).await?;
+        let mut out = Vec::new();
+        blob.reader.read_to_end(&mut out).await.unwrap();
+        Ok(out)
+    }
+
+    /// Flips one byte in place: same size, new mtime (and maybe not even that
+    /// on a coarse clock — the small-blob path must not care).
+    fn flip(path: &Path, at: u64) {
+        use std::io::{SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&[b[0] ^ 0x55]).unwrap();
+        f.sync_all().unwrap();
+    }
+
+    #[tokio::test]
+    async fn corrupt_blobs_are_quarantined_and_unindexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mv = ModVersion::new("example.com/m", "v1.0.0").unwrap();
+
+        // Small blob: hashed on every read.
+        let small = b"module example.com/m\n".to_vec();
+        let e = store
+            .commit_bytes(&small, entry(&small, "v1.0.0", Kind::Mod))
+            .await
+            .unwrap();
+        assert_eq!(read_all(&store, &e).await.unwrap(), small);
+        let path = store.blob_path(&e.digest).unwrap();
+        flip(&path, 3);
+        match read_all(&store, &e).await {
+            Err(StoreError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("hashes to"), "{reason}")
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert!(!path.exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("quarantine"))
+                .unwrap()
+                .count(),
+            1
+        );
+        assert!(store.entry(&mv, Kind::Mod).await.unwrap().is_none());
+
+        // Large blob: hashed on first read, then trusted until its stamp changes.
+        let big: Vec<u8> = (0..ALWAYS_HASH_BELOW as usize * 2)
+            .map(|i| (i * 7) as u8)
+            .collect();
+        let e = store
+            .commit_bytes(&big, entry(&big, "v1.0.0", Kind::Zip))
+            .await
+            .unwrap();
+        assert_eq!(read_all(&store, &e).await.unwrap(), big);
+        assert_eq!(read_all(&store, &e).await.unwrap(), big);
+        let path = store.blob_path(&e.digest).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        flip(&path, 1000);
+        assert!(matches!(
+            read_all(&store, &e).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(store.entry(&mv, Kind::Zip).await.unwrap().is_none());
+
+        // A truncated blob is caught by its size before any hashing.
+        let e = store
+            .commit_bytes(&big, entry(&big, "v1.0.0", Kind::Zip))
+            .await
+            .unwrap();
+        let path = store.blob_path(&e.digest).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        assert!(matches!(
+            read_all(&store, &e).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
 }

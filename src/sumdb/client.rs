@@ -13,12 +13,37 @@ use super::tlog::{
     tree_proof_indexes,
 };
 use async_trait::async_trait;
-use std::collections::HashSet;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// The tile height of the Go checksum database.
 pub const TILE_HEIGHT: u32 = 8;
+
+/// How long a proxied `latest` is reused: `go` clients ask for it often and
+/// it changes every few seconds at most, so a short reuse spares the database
+/// without serving a noticeably old head.
+pub const PROXY_LATEST_TTL: Duration = Duration::from_secs(5);
+
+/// How long a proxied partial tile is reused. Partial tiles are superseded
+/// as the log grows, so they are kept in memory only, briefly.
+pub const PROXY_PARTIAL_TILE_TTL: Duration = Duration::from_secs(10);
+
+/// Most partial tiles kept in memory at once (each at most 8 KiB).
+const PROXY_PARTIAL_TILE_MAX: usize = 1024;
+
+/// The trust-store file holding the trusted signed tree note of database `name`.
+pub fn latest_file(name: &str) -> String {
+    format!("{name}/latest")
+}
+
+/// The trust-store file holding the fork marker of database `name`: while it
+/// exists, the client refuses every new verification (see [`ForkMarker`]).
+pub fn fork_file(name: &str) -> String {
+    format!("{name}/fork")
+}
 
 /// Access to the outside world for a [`Client`].
 #[async_trait]
@@ -76,6 +101,50 @@ impl std::fmt::Display for ForkEvidence {
             write!(f, "\n\t{h}")?;
         }
         Ok(())
+    }
+}
+
+/// What is persisted (as JSON, in [`fork_file`]) when a fork is proven, so
+/// the refusal survives restarts until an operator clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkMarker {
+    /// Seconds since the Unix epoch when the fork was detected.
+    pub detected_at: u64,
+    pub old_tree_size: i64,
+    pub old_tree_hash: String,
+    pub new_tree_size: i64,
+    pub new_tree_hash: String,
+    /// The evidence as the go command prints it: both signed notes and the
+    /// proof hashes.
+    pub evidence: String,
+}
+
+impl ForkMarker {
+    fn from_evidence(ev: &ForkEvidence) -> ForkMarker {
+        ForkMarker {
+            detected_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            old_tree_size: ev.old_tree.n,
+            old_tree_hash: ev.old_tree.hash.to_string(),
+            new_tree_size: ev.new_tree.n,
+            new_tree_hash: ev.new_tree.hash.to_string(),
+            evidence: ev.to_string(),
+        }
+    }
+
+    /// Reads a stored marker. One that does not parse still marks a fork:
+    /// failing closed beats trusting a damaged trust store.
+    pub fn parse(raw: &[u8]) -> ForkMarker {
+        serde_json::from_slice(raw).unwrap_or_else(|e| ForkMarker {
+            detected_at: 0,
+            old_tree_size: 0,
+            old_tree_hash: String::new(),
+            new_tree_size: 0,
+            new_tree_hash: String::new(),
+            evidence: format!("(unreadable fork marker: {e})"),
+        })
     }
 }
 
@@ -145,6 +214,36 @@ pub struct Verified {
     pub tree: Tree,
     /// The signed note that came with the lookup.
     pub note: Vec<u8>,
+    /// The whole lookup response as the database served it (id, record,
+    /// note), for serving it on to `go` clients exactly as verified.
+    pub raw: Vec<u8>,
+}
+
+/// A tile answered by [`Client::proxy_tile`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedTile {
+    pub data: Vec<u8>,
+    /// True if it came from memory or the tile cache rather than the database.
+    pub cached: bool,
+}
+
+/// A `latest` answered by [`Client::proxy_latest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedLatest {
+    /// A signed tree note, verified and consistent with everything trusted.
+    pub note: Vec<u8>,
+    /// True if this is the last trusted note, served because the database
+    /// could not be reached.
+    pub stale: bool,
+    /// True if it was reused from the last few seconds.
+    pub cached: bool,
+}
+
+/// Short-lived in-memory answers for the sumdb-through-the-proxy endpoints.
+#[derive(Default)]
+struct ProxyCache {
+    latest: Mutex<Option<(Instant, Vec<u8>)>>,
+    partial_tiles: Mutex<HashMap<Tile, (Instant, Vec<u8>)>>,
 }
 
 /// Where a tree note stands relative to the trusted one.
@@ -172,28 +271,15 @@ pub struct Client {
     latest: Mutex<Latest>,
     loaded: AtomicBool,
     forked: AtomicBool,
+    // The persisted fork marker, once known (loaded or just written).
+    fork_marker: Mutex<Option<ForkMarker>>,
     // Full tiles already written to the cache (or read from it).
     tile_saved: Mutex<HashSet<Tile>>,
+    proxy: ProxyCache,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// `!`-case encoding: each ASCII upper-case letter becomes `!` and its lower
-/// case. Idempotent on already-escaped text, so it can follow
-/// `crate::module::escape_*`, which also validate.
-fn bang_case(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('!');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl Client {
@@ -208,7 +294,9 @@ impl Client {
             latest: Mutex::new(Latest::default()),
             loaded: AtomicBool::new(false),
             forked: AtomicBool::new(false),
+            fork_marker: Mutex::new(None),
             tile_saved: Mutex::new(HashSet::new()),
+            proxy: ProxyCache::default(),
         })
     }
 
@@ -223,24 +311,51 @@ impl Client {
         self.forked.load(Ordering::SeqCst)
     }
 
+    /// Sets or clears the refusing state in memory only. A persisted fork
+    /// marker is loaded by [`Client::load`]; clearing it is the operator's
+    /// `modgate trust reset`.
+    pub fn set_forked(&self, forked: bool) {
+        self.forked.store(forked, Ordering::SeqCst);
+    }
+
+    /// The fork marker, if a fork was detected (now, or before a restart
+    /// and loaded by [`Client::load`]).
+    pub fn fork_marker(&self) -> Option<ForkMarker> {
+        lock(&self.fork_marker).clone()
+    }
+
     /// The trusted tree head (size 0 before anything is known).
     pub fn latest(&self) -> Tree {
         lock(&self.latest).tree
     }
 
+    /// The signed note of the trusted tree head (empty before anything is known).
+    pub fn latest_note(&self) -> Vec<u8> {
+        lock(&self.latest).note.clone()
+    }
+
+    /// Loads the persisted trust state: the trusted tree head and any fork
+    /// marker (which puts the client in the refusing state). Done lazily
+    /// before the first verification; servers call it at start-up so
+    /// [`Client::is_forked`] is right from the first request.
+    pub async fn load(&self) -> Result<(), ClientError> {
+        self.ensure_loaded().await
+    }
+
     fn config_file(&self) -> String {
-        format!("{}/latest", self.name)
+        latest_file(&self.name)
     }
 
     /// Looks up `path@version` (unescaped), proves the record is in the log
     /// and the log consistent with everything trusted so far.
     pub async fn lookup(&self, path: &str, version: &str) -> Result<Verified, ClientError> {
+        self.ensure_loaded().await?;
         self.check_not_forked()?;
         let epath = crate::module::escape_path(path)
             .map_err(|e| ClientError::InvalidModule(format!("{path}: {e}")))?;
         let evers = crate::module::escape_version(version)
             .map_err(|e| ClientError::InvalidModule(format!("{version}: {e}")))?;
-        let remote = format!("lookup/{}@{}", bang_case(&epath), bang_case(&evers));
+        let remote = format!("lookup/{epath}@{evers}");
         let data = self.ops.read_remote(&remote).await?;
         let lookup = parse_lookup(&data)?;
         self.merge_latest(&lookup.note).await?;
@@ -252,12 +367,14 @@ impl Client {
             mod_h1: hashes.mod_h1,
             tree,
             note: lookup.note,
+            raw: data,
         })
     }
 
     /// Verifies a signed tree note (e.g. a `latest` being proxied) and merges
     /// it into the trusted state; returns the note's tree.
     pub async fn verify_note(&self, msg: &[u8]) -> Result<Tree, ClientError> {
+        self.ensure_loaded().await?;
         self.check_not_forked()?;
         self.merge_latest(msg).await
     }
@@ -280,10 +397,21 @@ impl Client {
         if self.loaded.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // The trusted head first: with a fork marker set, merging it would
+        // be refused.
         let stored = self.ops.read_config(&self.config_file()).await?;
         if let Some(msg) = stored.filter(|m| !m.is_empty()) {
             let tree = self.open_tree(&msg)?;
             self.merge_latest_mem(tree, &msg).await?;
+        }
+        if let Some(raw) = self.ops.read_config(&fork_file(&self.name)).await? {
+            let marker = ForkMarker::parse(&raw);
+            tracing::error!(target: "modgate::security", sumdb = %self.name,
+                detected_at = marker.detected_at,
+                "checksum database fork recorded earlier; refusing new verifications \
+                 until `modgate trust reset --sumdb {}`", self.name);
+            *lock(&self.fork_marker) = Some(marker);
+            self.forked.store(true, Ordering::SeqCst);
         }
         self.loaded.store(true, Ordering::SeqCst);
         Ok(())
@@ -371,16 +499,20 @@ impl Client {
                 .fork(older, older_note, newer, newer_note, None, Vec::new())
                 .await);
         }
-        let h = if older.n == 0 {
-            Hash::default()
+        let (h, tiles) = if older.n == 0 {
+            (Hash::default(), None)
         } else {
             let indexes = tree_hash_indexes(older.n);
             let tiles = self.fetch_tiles(newer, &indexes).await?;
             let h = tree_hash(older.n, &TileHashReader::new(newer, &tiles))?;
-            self.save_tiles(&tiles).await;
-            h
+            (h, Some(tiles))
         };
         if h == older.hash {
+            // Saved only now: tiles that authenticate against a forked
+            // `newer` must never reach the cache (or be served from it).
+            if let Some(tiles) = tiles {
+                self.save_tiles(&tiles).await;
+            }
             return Ok(());
         }
         // The tiles authenticate against `newer` but disagree with `older`:
@@ -417,7 +549,32 @@ impl Client {
             proof,
         };
         self.ops.security_error(&ev).await;
+        self.persist_fork(&ev).await;
         ClientError::Fork(Box::new(ev))
+    }
+
+    /// Writes the fork marker so the refusal survives a restart. A marker
+    /// already there (another detection won the race) is kept.
+    async fn persist_fork(&self, ev: &ForkEvidence) {
+        let marker = ForkMarker::from_evidence(ev);
+        *lock(&self.fork_marker) = Some(marker.clone());
+        let raw = match serde_json::to_vec(&marker) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(target: "modgate::security", sumdb = %self.name, error = %e,
+                    "encoding the fork marker failed; the refusal will not survive a restart");
+                return;
+            }
+        };
+        match self
+            .ops
+            .write_config(&fork_file(&self.name), None, &raw)
+            .await
+        {
+            Ok(()) | Err(ClientError::CasConflict) => {}
+            Err(e) => tracing::error!(target: "modgate::security", sumdb = %self.name, error = %e,
+                "persisting the fork marker failed; the refusal will not survive a restart"),
+        }
     }
 
     /// Proves record `id` with text `record` is in the trusted tree.
@@ -473,8 +630,18 @@ impl Client {
     /// superseded as the log grows, so they are not cached). Failures to
     /// cache are not errors.
     async fn save_tiles(&self, tiles: &MemTiles) {
-        for (t, data) in tiles.take_saved() {
-            if !t.is_full() || !lock(&self.tile_saved).insert(t) {
+        self.save_tile_list(tiles.take_saved()).await
+    }
+
+    async fn save_tile_list(&self, saved: Vec<(Tile, Vec<u8>)>) {
+        for (t, data) in saved {
+            if !t.is_full() {
+                // Partial tiles only briefly, in memory, for `go` clients
+                // that ask for them right after a lookup (see `proxy_tile`).
+                self.cache_partial_tile(t, &data);
+                continue;
+            }
+            if !lock(&self.tile_saved).insert(t) {
                 continue;
             }
             let key = format!("{}/{}", self.name, t.path());
@@ -485,22 +652,152 @@ impl Client {
     }
 }
 
+impl Client {
+    // ---- the checksum database through the proxy (`/sumdb/<name>/...`) ----
+
+    /// `latest` for a `go` client that uses modgate as its checksum-database
+    /// proxy: fetched, verified and merged (so it advances trust, and a fork
+    /// is caught here too), reused for [`PROXY_LATEST_TTL`]. When the
+    /// database cannot be reached, the last trusted note is served instead:
+    /// it is signed and consistent, only older.
+    pub async fn proxy_latest(&self) -> Result<ProxiedLatest, ClientError> {
+        self.ensure_loaded().await?;
+        self.check_not_forked()?;
+        let cached = lock(&self.proxy.latest).clone();
+        if let Some((at, note)) = cached
+            && at.elapsed() < PROXY_LATEST_TTL
+        {
+            return Ok(ProxiedLatest {
+                note,
+                stale: false,
+                cached: true,
+            });
+        }
+        match self.ops.read_remote("latest").await {
+            Ok(msg) => {
+                self.merge_latest(&msg).await?;
+                *lock(&self.proxy.latest) = Some((Instant::now(), msg.clone()));
+                Ok(ProxiedLatest {
+                    note: msg,
+                    stale: false,
+                    cached: false,
+                })
+            }
+            Err(e) if !e.is_security() => {
+                let note = self.latest_note();
+                if note.is_empty() {
+                    return Err(e);
+                }
+                tracing::warn!(sumdb = %self.name, error = %e,
+                    "checksum database unreachable; serving the last trusted tree note");
+                Ok(ProxiedLatest {
+                    note,
+                    stale: true,
+                    cached: false,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A hash tile for a `go` client, never unauthenticated: a full tile from
+    /// the tile cache (it was authenticated when cached), a partial one from
+    /// the last few seconds, or else fetched and authenticated against the
+    /// trusted tree (advanced to the database's `latest` first if the tile
+    /// lies beyond it), then cached. `None`: not a tile this proxy serves
+    /// (record-data tiles, another height) or beyond the database's tree.
+    pub async fn proxy_tile(&self, t: Tile) -> Result<Option<ProxiedTile>, ClientError> {
+        if t.h != TILE_HEIGHT || t.l < 0 {
+            return Ok(None);
+        }
+        self.ensure_loaded().await?;
+        if t.is_full() {
+            let key = format!("{}/{}", self.name, t.path());
+            if let Some(data) = self.ops.read_cache(&key).await? {
+                return Ok(Some(ProxiedTile { data, cached: true }));
+            }
+        } else if let Some(data) = self.cached_partial_tile(t) {
+            return Ok(Some(ProxiedTile { data, cached: true }));
+        }
+        // Whatever follows proves against the trusted tree: refused after a fork.
+        self.check_not_forked()?;
+        let mut tree = self.latest();
+        if !tile_in_tree(t, tree.n) {
+            // The client knows a newer tree than we trust (from elsewhere:
+            // everything we serve is within our trusted tree). Advance to the
+            // database's latest, through the short-lived cache so requests
+            // for tiles beyond its tree cannot make us hammer the database.
+            self.proxy_latest().await?;
+            tree = self.latest();
+            if !tile_in_tree(t, tree.n) {
+                return Ok(None);
+            }
+        }
+        // Reading the tile's last hash makes the reader fetch and
+        // authenticate the tile (at the width the tree gives it, at least
+        // t.w) and its parents up to the signed tree hash.
+        let level = u32::try_from(t.l).unwrap_or(0) * t.h;
+        let index = stored_hash_index(level, (t.n << t.h) + i64::from(t.w) - 1);
+        let tiles = self.fetch_tiles(tree, &[index]).await?;
+        TileHashReader::new(tree, &tiles).read_hashes(&[index])?;
+        let saved = tiles.take_saved();
+        let want = t.w as usize * super::tlog::HASH_SIZE;
+        let data = saved
+            .iter()
+            .find(|(s, d)| s.l == t.l && s.n == t.n && s.w >= t.w && d.len() >= want)
+            .map(|(_, d)| d.clone())
+            .ok_or_else(|| TlogError::Internal(format!("{t} not among the authenticated tiles")))?;
+        self.save_tile_list(saved).await;
+        Ok(Some(ProxiedTile {
+            data: data[..want].to_vec(),
+            cached: false,
+        }))
+    }
+
+    /// A partial tile from memory. The log is append-only, so the widest
+    /// authenticated tile seen at a position answers every narrower request
+    /// (its prefix); the map is keyed by position (the full tile).
+    fn cached_partial_tile(&self, t: Tile) -> Option<Vec<u8>> {
+        let want = t.w as usize * super::tlog::HASH_SIZE;
+        let cache = lock(&self.proxy.partial_tiles);
+        cache
+            .get(&t.full())
+            .filter(|(at, d)| at.elapsed() < PROXY_PARTIAL_TILE_TTL && d.len() >= want)
+            .map(|(_, d)| d[..want].to_vec())
+    }
+
+    fn cache_partial_tile(&self, t: Tile, data: &[u8]) {
+        let mut cache = lock(&self.proxy.partial_tiles);
+        cache.retain(|_, (at, _)| at.elapsed() < PROXY_PARTIAL_TILE_TTL);
+        if cache
+            .get(&t.full())
+            .is_some_and(|(_, d)| d.len() > data.len())
+        {
+            return; // a wider one (of a later tree) answers more
+        }
+        if cache.len() < PROXY_PARTIAL_TILE_MAX {
+            cache.insert(t.full(), (Instant::now(), data.to_vec()));
+        }
+    }
+}
+
+/// Whether hash tile `t` lies wholly inside a tree of `n` records.
+fn tile_in_tree(t: Tile, n: i64) -> bool {
+    let Some(level) = u32::try_from(t.l).ok().and_then(|l| l.checked_mul(t.h)) else {
+        return false;
+    };
+    let count = if level >= 63 { 0 } else { n >> level };
+    let Some(start) = t.n.checked_mul(1i64 << t.h.min(62)) else {
+        return false;
+    };
+    start
+        .checked_add(i64::from(t.w))
+        .is_some_and(|end| end <= count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bang_case_escapes_and_is_idempotent() {
-        assert_eq!(
-            bang_case("github.com/BurntSushi/toml"),
-            "github.com/!burnt!sushi/toml"
-        );
-        assert_eq!(
-            bang_case("github.com/!burnt!sushi/toml"),
-            "github.com/!burnt!sushi/toml"
-        );
-        assert_eq!(bang_case("v1.0.0-RC1"), "v1.0.0-!r!c1");
-    }
 
     #[test]
     fn errors_classify() {
@@ -515,5 +812,18 @@ mod tests {
             .is_security()
         );
         assert!(!ClientError::NotFound("x".into()).is_security());
+    }
+
+    #[test]
+    fn tiles_in_tree() {
+        let t = |l, n, w| Tile { h: 8, l, n, w };
+        assert!(tile_in_tree(t(0, 0, 5), 5));
+        assert!(!tile_in_tree(t(0, 0, 6), 5));
+        assert!(tile_in_tree(t(0, 0, 256), 256));
+        assert!(tile_in_tree(t(0, 1, 3), 259));
+        assert!(!tile_in_tree(t(1, 0, 1), 255));
+        assert!(tile_in_tree(t(1, 0, 1), 256));
+        assert!(!tile_in_tree(t(9, 0, 1), i64::MAX));
+        assert!(!tile_in_tree(t(0, i64::MAX, 1), i64::MAX));
     }
 }

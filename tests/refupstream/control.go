@@ -36,6 +36,9 @@ type upstream struct {
 	tampered map[string]bool   // "path@version kind"
 	down     map[string]string // "proxy"/"sumdb" -> "503"/"close"/"hang"
 	counters map[string]uint64 // request path -> hits
+
+	hostile      map[string]hostileSpec // "path@version" -> behaviour (hostile.go)
+	hostileTiles bool                   // corrupt every tile
 }
 
 func newUpstream(st *store, name, skey string) *upstream {
@@ -46,6 +49,7 @@ func newUpstream(st *store, name, skey string) *upstream {
 		tampered: map[string]bool{},
 		down:     map[string]string{},
 		counters: map[string]uint64{},
+		hostile:  map[string]hostileSpec{},
 	}
 	u.honest = sumdb.NewTestServer(skey, u.gosum)
 	u.current = u.honest
@@ -334,6 +338,34 @@ func (u *upstream) serveControl(w http.ResponseWriter, r *http.Request) {
 		u.down = map[string]string{}
 		u.current = u.honest
 		u.handler = sumdb.NewServer(u.honest)
+		u.hostile = map[string]hostileSpec{}
+		u.hostileTiles = false
+		u.mu.Unlock()
+	case "hostile":
+		mod, vers := q.Get("module"), q.Get("version")
+		if _, ok := hostileKinds[what]; !ok && what != "off" {
+			http.Error(w, "unknown hostile behaviour "+what, http.StatusBadRequest)
+			return
+		}
+		if what == "tiles" {
+			u.mu.Lock()
+			u.hostileTiles = true
+			u.mu.Unlock()
+			break
+		}
+		if u.store.get(mod, vers) == nil {
+			http.Error(w, "unknown module version "+mod+"@"+vers, http.StatusBadRequest)
+			return
+		}
+		var chunk, ms int
+		fmt.Sscan(q.Get("chunk"), &chunk)
+		fmt.Sscan(q.Get("ms"), &ms)
+		u.mu.Lock()
+		if what == "off" {
+			delete(u.hostile, mod+"@"+vers)
+		} else {
+			u.hostile[mod+"@"+vers] = hostileSpec{what: what, chunk: chunk, ms: ms}
+		}
 		u.mu.Unlock()
 	case "add":
 		mod, vers := q.Get("module"), q.Get("version")
@@ -341,7 +373,9 @@ func (u *upstream) serveControl(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "already exists: "+mod+"@"+vers, http.StatusConflict)
 			return
 		}
-		if err := u.store.addRuntime(mod, vers); err != nil {
+		var size int
+		fmt.Sscan(q.Get("size"), &size)
+		if err := u.store.addRuntime(mod, vers, size); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}

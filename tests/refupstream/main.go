@@ -135,6 +135,9 @@ func (u *upstream) serveSumdb(w http.ResponseWriter, r *http.Request, rest strin
 		http.ServeFile(w, r, file)
 		return
 	}
+	if u.serveHostileSumdb(w, r, rest) {
+		return
+	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = rest
 	u.sumdbHandler().ServeHTTP(w, r2)
@@ -226,6 +229,9 @@ func (u *upstream) serveFile(w http.ResponseWriter, r *http.Request, modPath, ve
 	data, err := e.data(kind)
 	if err != nil {
 		http.Error(w, fmt.Sprintf("not found: %s@%s.%s", modPath, version, kind), http.StatusNotFound)
+		return
+	}
+	if u.serveHostileFile(w, r, e, kind, data) {
 		return
 	}
 	data, err = u.maybeTamper(e, kind, data)

@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/ioutil"
-	"math/rand"
+	mathrand "math/rand"
 	"os"
 	"path/filepath"
 	"sort"
@@ -379,11 +379,18 @@ func isKeyword(s string) bool {
 
 // addRuntime adds a generated module version with no dependencies
 // (used by /_control/add). The content depends on the version.
-func (s *store) addRuntime(path, version string) error {
+func (s *store) addRuntime(path, version string, size int) error {
 	gomod := fmt.Sprintf("module %s\n\ngo 1.16\n", path)
 	files := map[string]string{
 		"go.mod": gomod,
 		"gen.go": fmt.Sprintf("// Package %[1]s was added at runtime.\npackage %[1]s\n\n// Version is the module version.\nconst Version = %[2]q\n", packageName(path), version),
+	}
+	if size > 0 {
+		// Incompressible, deterministic filler: the zip is about size bytes.
+		rng := mathrand.New(mathrand.NewSource(int64(len(path)*31 + len(version))))
+		b := make([]byte, size)
+		rng.Read(b)
+		files["data.bin"] = string(b)
 	}
 	if strings.HasSuffix(version, "+incompatible") {
 		delete(files, "go.mod")
@@ -514,7 +521,7 @@ func (s *store) addBigModules(list string) error {
 		if err := add("big.go", []byte(src)); err != nil {
 			return err
 		}
-		rng := rand.New(rand.NewSource(int64(n)))
+		rng := mathrand.New(mathrand.NewSource(int64(n)))
 		const chunk = 8 << 20
 		data := make([]byte, chunk)
 		for left, i := n<<20-n<<10-64<<10, 0; left > 0; i++ {

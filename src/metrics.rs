@@ -1,0 +1,209 @@
+//! Prometheus metrics: one registry per server, updated by one-line calls where things happen.
+//!
+//! The registry lives in an `Arc<Metrics>` owned by the [`crate::upstream::Upstream`]
+//! (the one object every part of a server already shares), not in a global, so
+//! several servers in one process (the tests) keep separate counts. Values that
+//! are cheap to read where they live — the trusted tree size, the fork flag,
+//! coalesced fetches in flight — are sampled at scrape time instead of being
+//! pushed on every change (see [`crate::http::ops::metrics`]).
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric modgate exports.
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by endpoint kind (`mod`, `zip`, `info`, `list`, `latest`,
+    /// `sumdb`, `ops`, `other`) and status code.
+    pub requests: IntCounterVec,
+    /// Proxy answers by kind and cache outcome (`hit`, `miss`, `stale`).
+    pub cache: IntCounterVec,
+    /// Requests to upstream proxies and the checksum database, by operation
+    /// (`get`, `download`) and outcome.
+    pub upstream_fetches: IntCounterVec,
+    pub upstream_seconds: HistogramVec,
+    pub upstream_bytes: IntCounterVec,
+    /// Verifications by outcome (`ok`, `refused`, `error`) and reason.
+    pub verifications: IntCounterVec,
+    /// Size of the newest signed tree trusted, per checksum database.
+    pub sumdb_tree_size: IntGaugeVec,
+    /// 1 once a checksum database has been proven to have forked its log.
+    pub sumdb_forked: IntGaugeVec,
+    /// Artifacts in the store and the sum of their sizes.
+    pub store_objects: IntGauge,
+    pub store_bytes: IntGauge,
+    /// Distinct misses being fetched and verified right now (each coalesces its waiters).
+    pub in_flight: IntGauge,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let upstream_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "modgate_upstream_fetch_duration_seconds",
+                "Time to fetch from upstream or the checksum database, by operation and outcome.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["op", "outcome"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(upstream_seconds.clone()))
+            .expect("metric registered once");
+        Metrics {
+            requests: counter(
+                &r,
+                "modgate_http_requests_total",
+                "HTTP requests by endpoint kind and status code.",
+                &["kind", "status"],
+            ),
+            cache: counter(
+                &r,
+                "modgate_cache_requests_total",
+                "Proxy answers by kind and cache outcome (hit, miss, stale).",
+                &["kind", "outcome"],
+            ),
+            upstream_fetches: counter(
+                &r,
+                "modgate_upstream_fetches_total",
+                "Requests to upstream proxies and the checksum database, by operation and outcome.",
+                &["op", "outcome"],
+            ),
+            upstream_seconds,
+            upstream_bytes: counter(
+                &r,
+                "modgate_upstream_bytes_total",
+                "Bytes received from upstream proxies and the checksum database, by operation and outcome.",
+                &["op", "outcome"],
+            ),
+            verifications: counter(
+                &r,
+                "modgate_verifications_total",
+                "Verifications by outcome (ok, refused, error) and reason.",
+                &["outcome", "reason"],
+            ),
+            sumdb_tree_size: gauge_vec(
+                &r,
+                "modgate_sumdb_tree_size",
+                "Size of the newest signed tree head trusted, per checksum database.",
+                &["sumdb"],
+            ),
+            sumdb_forked: gauge_vec(
+                &r,
+                "modgate_sumdb_forked",
+                "1 if the checksum database was proven to have forked its log (modgate then refuses new modules).",
+                &["sumdb"],
+            ),
+            store_objects: gauge(
+                &r,
+                "modgate_store_objects",
+                "Artifacts (.info, .mod, .zip) in the store.",
+            ),
+            store_bytes: gauge(
+                &r,
+                "modgate_store_bytes",
+                "Total size of the artifacts in the store, in bytes.",
+            ),
+            in_flight: gauge(
+                &r,
+                "modgate_inflight_fetches",
+                "Distinct cache misses being fetched and verified right now.",
+            ),
+            registry: r,
+        }
+    }
+
+    /// The text exposition format, for `/metrics`.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail on I/O; a failure would be a bug in a metric.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// One answered HTTP request.
+    pub fn request(&self, kind: &str, status: u16, cache: &str) {
+        self.requests
+            .with_label_values(&[kind, &status.to_string()])
+            .inc();
+        if !cache.is_empty() {
+            self.cache.with_label_values(&[kind, cache]).inc();
+        }
+    }
+
+    /// One request to upstream or the checksum database.
+    pub fn upstream(&self, op: &str, outcome: &str, took: Duration, bytes: u64) {
+        self.upstream_fetches
+            .with_label_values(&[op, outcome])
+            .inc();
+        self.upstream_seconds
+            .with_label_values(&[op, outcome])
+            .observe(took.as_secs_f64());
+        self.upstream_bytes
+            .with_label_values(&[op, outcome])
+            .inc_by(bytes);
+    }
+
+    /// One verification verdict.
+    pub fn verification(&self, outcome: &str, reason: &str) {
+        self.verifications
+            .with_label_values(&[outcome, reason])
+            .inc();
+    }
+
+    /// An artifact entered (`+1`) or left (`-1`) the store.
+    pub fn stored(&self, objects: i64, bytes: i64) {
+        self.store_objects.add(objects);
+        self.store_bytes.add(bytes);
+    }
+}
+
+/// The `outcome` label of an upstream result.
+pub fn upstream_outcome<T>(r: &Result<T, crate::upstream::UpstreamError>) -> &'static str {
+    use crate::upstream::UpstreamError as E;
+    match r {
+        Ok(_) => "ok",
+        Err(E::NotFound { .. }) | Err(E::Off) => "not_found",
+        Err(E::Status { .. }) => "status",
+        Err(E::Unreachable { .. }) => "unreachable",
+        Err(E::Timeout { .. }) => "timeout",
+        Err(E::TooLarge { .. }) => "too_large",
+        Err(E::Truncated { .. }) => "truncated",
+        Err(E::Spool(..)) => "spool_error",
+    }
+}
