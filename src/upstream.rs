@@ -259,6 +259,9 @@ impl Upstream {
         }
         let mut hasher = Sha256::new();
         let mut got: u64 = 0;
+        // Every write to a tokio File is a blocking-pool trip; body chunks are a few KiB,
+        // so buffer a MiB per trip (BENCHMARKS.md, miss pipeline).
+        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, &mut *file);
         loop {
             // The stall timeout bounds each read, so a trickling upstream
             // cannot hold a download (and its waiters) forever.
@@ -275,10 +278,11 @@ impl Upstream {
                 });
             }
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(spool_err)?;
+            out.write_all(&chunk).await.map_err(spool_err)?;
         }
         check_length(url, got, want)?;
-        file.flush().await.map_err(spool_err)?;
+        out.flush().await.map_err(spool_err)?;
+        drop(out);
         file.sync_all().await.map_err(spool_err)?;
         Ok((got, hex::encode(hasher.finalize())))
     }

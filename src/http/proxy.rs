@@ -11,6 +11,9 @@ use crate::error::Error;
 use crate::pipeline::Cache;
 use crate::protocol::{self, Kind, ParseError, Request};
 
+/// Bytes read from a blob per body chunk (and per blocking-pool trip for a file).
+const STREAM_CHUNK: usize = 64 << 10;
+
 /// The fallback handler: every path that is not an ops endpoint.
 pub async fn handle(State(st): State<AppState>, method: Method, uri: Uri) -> Response {
     if method != Method::GET && method != Method::HEAD {
@@ -43,8 +46,10 @@ async fn serve(st: &AppState, req: Request, log: &mut RequestLog) -> Result<Resp
             log.kind = kind.ext();
             let (entry, blob, cache) = p.open(&mv, kind).await?;
             log.cache = cache.as_str();
-            // Stream from disk: a 500 MiB zip never sits in memory.
-            let body = Body::from_stream(ReaderStream::with_capacity(blob.reader, 64 * 1024));
+            // Stream from disk: a 500 MiB zip never sits in memory. A small blob comes
+            // already read (see the store): one buffer of its size, not of a chunk's.
+            let chunk = (entry.size as usize).clamp(1, STREAM_CHUNK);
+            let body = Body::from_stream(ReaderStream::with_capacity(blob.reader, chunk));
             Ok(Response::builder()
                 .header(header::CONTENT_TYPE, kind.content_type())
                 .header(header::CONTENT_LENGTH, entry.size)

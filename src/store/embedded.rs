@@ -17,7 +17,8 @@
 //! [`StoreError::Corrupt`] so the pipeline fetches and verifies it again. To
 //! keep hits cheap, a large blob is hashed on its first read per process and
 //! again only when its file identity (size, mtime, inode) changes; small
-//! blobs (`.info`, `.mod`) are hashed on every read.
+//! blobs (`.info`, `.mod`) are hashed on every read, and served from the very
+//! bytes that were hashed.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
@@ -91,6 +92,12 @@ enum BlobFault {
     Io(std::io::Error),
 }
 
+/// A blob opened and proven by [`open_checked`]: a small one already read.
+enum Opened {
+    Small(Vec<u8>),
+    File(std::fs::File),
+}
+
 /// Opens a blob and proves its content unless it was proven before and its
 /// stamp has not changed since. Blocking: run it off the async runtime.
 fn open_checked(
@@ -98,7 +105,7 @@ fn open_checked(
     digest: &str,
     size: u64,
     verified: &Mutex<HashMap<String, FileStamp>>,
-) -> Result<std::fs::File, BlobFault> {
+) -> Result<Opened, BlobFault> {
     let mut file = std::fs::File::open(path).map_err(|e| BlobFault::Missing(e.to_string()))?;
     let meta = file.metadata().map_err(BlobFault::Io)?;
     if meta.len() != size {
@@ -106,6 +113,26 @@ fn open_checked(
             "size {} but index says {size}",
             meta.len()
         )));
+    }
+    if size < ALWAYS_HASH_BELOW {
+        // Read whole, hashed, and served from these very bytes: no second read and
+        // no further blocking-pool trips for the body (most of a hit's cost, BENCHMARKS.md).
+        let mut data = Vec::with_capacity(size as usize);
+        (&mut file)
+            .take(size + 1)
+            .read_to_end(&mut data)
+            .map_err(BlobFault::Io)?;
+        if data.len() as u64 != size {
+            return Err(BlobFault::Damaged(format!(
+                "read {} bytes but index says {size}",
+                data.len()
+            )));
+        }
+        let got = hex::encode(Sha256::digest(&data));
+        if got != digest {
+            return Err(BlobFault::Damaged(format!("content hashes to {got}")));
+        }
+        return Ok(Opened::Small(data));
     }
     let stamp = FileStamp::of(&meta);
     let lock = |v: &Mutex<HashMap<String, FileStamp>>| {
@@ -115,8 +142,8 @@ fn open_checked(
             .get(digest)
             .copied()
     };
-    if size >= ALWAYS_HASH_BELOW && lock(verified) == Some(stamp) {
-        return Ok(file);
+    if lock(verified) == Some(stamp) {
+        return Ok(Opened::File(file));
     }
     // Hash through the same open file that will be served, so what was
     // proven is what is streamed (a rename over the path cannot interpose).
@@ -134,13 +161,11 @@ fn open_checked(
         return Err(BlobFault::Damaged(format!("content hashes to {got}")));
     }
     file.rewind().map_err(BlobFault::Io)?;
-    if size >= ALWAYS_HASH_BELOW {
-        verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(digest.to_string(), stamp);
-    }
-    Ok(file)
+    verified
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(digest.to_string(), stamp);
+    Ok(Opened::File(file))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -328,7 +353,11 @@ impl Store for EmbeddedStore {
             reason,
         };
         match checked {
-            Ok(file) => Ok(Blob {
+            Ok(Opened::Small(data)) => Ok(Blob {
+                size: entry.size,
+                reader: Box::pin(std::io::Cursor::new(data)),
+            }),
+            Ok(Opened::File(file)) => Ok(Blob {
                 size: entry.size,
                 reader: Box::pin(tokio::fs::File::from_std(file)),
             }),

@@ -39,6 +39,7 @@ func main() {
 	staticSumdb := flag.String("static-sumdb", "", "serve this checksum database directory (latest, lookup/, tile/) as static files")
 	staticVkey := flag.String("static-vkey", "", "verifier key to print as VKEY when -static-sumdb is used")
 	gen := flag.Int("gen", 0, "add N generated modules example.com/gen/mNNNN forming a dependency graph")
+	big := flag.String("big", "", "comma-separated sizes in MiB: add example.com/big/mN v1.0.0 with a zip of about N MiB (N <= 500)")
 	flag.Parse()
 	log.SetPrefix("refupstream: ")
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
@@ -54,6 +55,12 @@ func main() {
 	if *gen > 0 {
 		if err := st.addGenGraph(*gen); err != nil {
 			log.Fatalf("-gen: %v", err)
+		}
+	}
+
+	if *big != "" {
+		if err := st.addBigModules(*big); err != nil {
+			log.Fatalf("-big: %v", err)
 		}
 	}
 

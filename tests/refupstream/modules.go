@@ -8,6 +8,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"errors"
 	"fmt"
 	"io"
@@ -480,4 +481,67 @@ func (s *store) loadStatic(dir string) error {
 		err = errors.New("no module versions found")
 	}
 	return err
+}
+
+// bigPath is the path of the -big module whose zip is about n MiB.
+func bigPath(n int) string { return fmt.Sprintf("example.com/big/m%d", n) }
+
+// addBigModules adds, for each size N (MiB) in the comma-separated list,
+// example.com/big/mN v1.0.0: a go.mod, one .go file and incompressible data
+// files (seeded, so the bytes are the same every run) totalling N MiB less
+// 0.1% and 64 KiB, so the zip is about N MiB and even N=500 stays under the
+// 500 MiB module-zip limit (deflate adds ~0.03% to random data). Written with
+// archive/zip at flate.BestSpeed rather than x/mod/zip.Create, whose default
+// level needs about a minute for 500 MiB. Used by modgate's benchmarks (bench/).
+func (s *store) addBigModules(list string) error {
+	for _, f := range strings.Split(list, ",") {
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%d", &n); err != nil || n < 1 || n > 500 {
+			return fmt.Errorf("bad size %q: want an integer MiB in 1..500", f)
+		}
+		path := bigPath(n)
+		prefix := path + "@v1.0.0/"
+		gomod := fmt.Sprintf("module %s\n\ngo 1.16\n", path)
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
+			return flate.NewWriter(w, flate.BestSpeed)
+		})
+		add := func(name string, data []byte) error {
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: prefix + name, Method: zip.Deflate})
+			if err == nil {
+				_, err = w.Write(data)
+			}
+			return err
+		}
+		if err := add("go.mod", []byte(gomod)); err != nil {
+			return err
+		}
+		src := fmt.Sprintf("// Package %[1]s carries %[2]d MiB of data.\npackage %[1]s\n\n// MiB is the zip size.\nconst MiB = %[2]d\n", packageName(path), n)
+		if err := add("big.go", []byte(src)); err != nil {
+			return err
+		}
+		rng := mathrand.New(mathrand.NewSource(int64(n)))
+		const chunk = 8 << 20
+		data := make([]byte, chunk)
+		for left, i := n<<20-n<<10-64<<10, 0; left > 0; i++ {
+			k := chunk
+			if left < k {
+				k = left
+			}
+			rng.Read(data[:k])
+			if err := add(fmt.Sprintf("data/blob%03d.bin", i), data[:k]); err != nil {
+				return err
+			}
+			left -= k
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		if buf.Len() > modzip.MaxZipFile {
+			return fmt.Errorf("%s: zip is %d bytes, over the module-zip limit", path, buf.Len())
+		}
+		s.put(&entry{Path: path, Version: "v1.0.0", info: makeInfo("v1.0.0"), mod: []byte(gomod), zip: buf.Bytes()})
+	}
+	return nil
 }

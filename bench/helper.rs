@@ -1,0 +1,240 @@
+//! Helper for `bench/run.sh` (built as a `harness = false` bench target so it can use the
+//! library and the dev-dependencies): the miss-pipeline floor and scratch stores for the
+//! scale benchmark. Prints one JSON object per command on stdout.
+//!
+//! ```text
+//! helper floor ZIP [REPS]      best-of-REPS: SHA-256 over the file, then inflate + SHA-256 of
+//!                              every entry (the least work a verified zip miss must do)
+//! helper populate DIR N        a scratch EmbeddedStore with N module versions (.info, .mod,
+//!                              .zip entries) written straight into its sled index and blob dir
+//! ```
+//!
+//! `populate` bypasses verification on purpose: it builds a benchmark's own scratch store,
+//! which nothing but the benchmark ever serves.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use flate2::read::DeflateDecoder;
+use modgate::protocol::{Kind, ModVersion};
+use modgate::store::{EmbeddedStore, Entry, Store, Verification, artifact_key};
+use sha2::{Digest, Sha256};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("floor") if args.len() >= 2 => {
+            let reps = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+            floor(Path::new(&args[1]), reps)
+        }
+        Some("populate") if args.len() == 3 => match args[2].parse() {
+            Ok(n) => populate(Path::new(&args[1]), n),
+            Err(e) => Err(format!("N: {e}").into()),
+        },
+        // `cargo bench` runs every bench target with `--bench`: nothing to do then.
+        _ => {
+            eprintln!("usage: helper floor ZIP [REPS] | helper populate DIR N");
+            Ok(())
+        }
+    };
+    if let Err(e) = r {
+        eprintln!("helper: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Best of `reps` runs of the two passes a zip miss cannot avoid.
+fn floor(zip: &Path, reps: usize) -> Res<()> {
+    let mut best_sha = Duration::MAX;
+    let mut best_inflate = Duration::MAX;
+    let mut uncompressed = 0;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let mut f = File::open(zip)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        std::hint::black_box(h.finalize());
+        best_sha = best_sha.min(t.elapsed());
+
+        let t = Instant::now();
+        uncompressed = inflate_all(zip, &mut buf)?;
+        best_inflate = best_inflate.min(t.elapsed());
+    }
+    println!(
+        "{{\"sha256_s\":{:.6},\"inflate_sha256_s\":{:.6},\"floor_s\":{:.6},\"bytes\":{},\"uncompressed\":{}}}",
+        best_sha.as_secs_f64(),
+        best_inflate.as_secs_f64(),
+        (best_sha + best_inflate).as_secs_f64(),
+        std::fs::metadata(zip)?.len(),
+        uncompressed
+    );
+    Ok(())
+}
+
+fn u16le(b: &[u8], i: usize) -> u64 {
+    u16::from_le_bytes([b[i], b[i + 1]]) as u64
+}
+fn u32le(b: &[u8], i: usize) -> u64 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as u64
+}
+
+/// Inflates every entry of a (non-zip64) zip and hashes its content; returns the bytes inflated.
+/// A bare reader for well-formed benchmark zips, not a validating one.
+fn inflate_all(zip: &Path, buf: &mut [u8]) -> Res<u64> {
+    let mut f = File::open(zip)?;
+    let len = f.metadata()?.len();
+    let tail_len = len.min(65536 + 22);
+    let mut tail = vec![0u8; tail_len as usize];
+    f.seek(SeekFrom::Start(len - tail_len))?;
+    f.read_exact(&mut tail)?;
+    let eocd = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .ok_or("no end of central directory")?;
+    let (count, cd_size, cd_off) = (
+        u16le(&tail, eocd + 10),
+        u32le(&tail, eocd + 12),
+        u32le(&tail, eocd + 16),
+    );
+    let mut cd = vec![0u8; cd_size as usize];
+    f.seek(SeekFrom::Start(cd_off))?;
+    f.read_exact(&mut cd)?;
+    let mut p = 0usize;
+    let mut total = 0u64;
+    for _ in 0..count {
+        let (method, csize) = (u16le(&cd, p + 10), u32le(&cd, p + 20));
+        let (nlen, xlen, clen) = (
+            u16le(&cd, p + 28) as usize,
+            u16le(&cd, p + 30) as usize,
+            u16le(&cd, p + 32) as usize,
+        );
+        let local = u32le(&cd, p + 42);
+        p += 46 + nlen + xlen + clen;
+        let mut lh = [0u8; 30];
+        f.seek(SeekFrom::Start(local))?;
+        f.read_exact(&mut lh)?;
+        let data = local + 30 + u16le(&lh, 26) + u16le(&lh, 28);
+        f.seek(SeekFrom::Start(data))?;
+        let raw = (&mut f).take(csize);
+        let mut r: Box<dyn Read> = match method {
+            8 => Box::new(DeflateDecoder::new(io::BufReader::with_capacity(
+                1 << 16,
+                raw,
+            ))),
+            _ => Box::new(raw),
+        };
+        let mut h = Sha256::new();
+        loop {
+            let n = r.read(buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            total += n as u64;
+        }
+        std::hint::black_box(h.finalize());
+    }
+    Ok(total)
+}
+
+/// The module path of the i-th scratch module version.
+fn scale_path(i: usize) -> String {
+    format!("example.com/scale/m{i:07}")
+}
+
+/// Writes `n` module versions into a fresh store under `dir`: distinct `.info` and `.mod`
+/// blobs per version and one shared small `.zip` blob, all indexed. Straight into sled in
+/// batches (one fsync at the end) because the store's own commit fsyncs every artifact,
+/// which would make 100k versions take many minutes; then re-reads samples through
+/// `EmbeddedStore` to prove the layout is the one the server reads.
+fn populate(dir: &Path, n: usize) -> Res<()> {
+    let t = Instant::now();
+    std::fs::create_dir_all(dir.join("blobs/sha256"))?;
+    let write_blob = |data: &[u8]| -> Res<(String, u64)> {
+        let digest = hex::encode(Sha256::digest(data));
+        let sub = dir.join("blobs/sha256").join(&digest[..2]);
+        std::fs::create_dir_all(&sub)?;
+        let p = sub.join(&digest);
+        if !p.exists() {
+            File::create(&p)?.write_all(data)?;
+        }
+        Ok((digest, data.len() as u64))
+    };
+    let verification = Verification {
+        h1: String::new(),
+        sumdb: "bench.scratch".into(),
+        record_id: 0,
+        tree_size: 0,
+        tree_hash: String::new(),
+        verified_at: 0,
+    };
+    let zip = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
+    let zip_blob = write_blob(&zip)?;
+    {
+        let db = sled::Config::new().path(dir.join("index")).open()?;
+        let index = db.open_tree("artifacts")?;
+        let mut batch = sled::Batch::default();
+        for i in 0..n {
+            let path = scale_path(i);
+            let mv = ModVersion::new(&path, "v1.0.0")?;
+            let info =
+                format!("{{\"Version\":\"v1.0.0\",\"Time\":\"2020-01-01T00:00:00Z\",\"N\":{i}}}\n");
+            let gomod = format!("module {path}\n\ngo 1.16\n");
+            for (kind, (digest, size)) in [
+                (Kind::Info, write_blob(info.as_bytes())?),
+                (Kind::Mod, write_blob(gomod.as_bytes())?),
+                (Kind::Zip, zip_blob.clone()),
+            ] {
+                let e = Entry {
+                    module: path.clone(),
+                    version: "v1.0.0".into(),
+                    kind: kind.ext().into(),
+                    digest,
+                    size,
+                    verification: verification.clone(),
+                };
+                batch.insert(artifact_key(&mv, kind).as_bytes(), serde_json::to_vec(&e)?);
+            }
+            if i % 10_000 == 9_999 {
+                index.apply_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        index.apply_batch(batch)?;
+        db.flush()?;
+    }
+    let written = t.elapsed();
+
+    // Read samples back through the store the server uses.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = EmbeddedStore::open(dir)?;
+        for i in [0, n / 2, n - 1] {
+            let mv = ModVersion::new(&scale_path(i), "v1.0.0")?;
+            let e = store
+                .entry(&mv, Kind::Mod)
+                .await?
+                .ok_or("sample entry missing")?;
+            store.open(&e).await?;
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    println!(
+        "{{\"versions\":{n},\"entries\":{},\"populate_s\":{:.3}}}",
+        3 * n,
+        written.as_secs_f64()
+    );
+    Ok(())
+}
