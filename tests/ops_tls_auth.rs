@@ -358,6 +358,8 @@ fn credentials_never_reach_the_logs_and_access_lines_carry_fields() {
     .unwrap();
     let log = dir.path().join("modgate.log");
     let (child, url) = spawn_serve(&config, &dir.path().join("data"), &log);
+    // reqwest is built without a default crypto provider (see upstream.rs).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let c = reqwest::Client::new();
     let zip = format!("{url}/example.com/hello/@v/v1.0.0.zip");
     let wrong_pw = "pw-WRONG-7e1d";

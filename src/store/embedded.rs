@@ -261,6 +261,15 @@ impl EmbeddedStore {
             .await
             .map_err(|e| StoreError::Index(e.to_string()))?
             .map_err(io_err(&dir))?;
+        // The digest was computed over exactly the bytes written and synced,
+        // so the installed file counts as proven: its first hit need not
+        // hash it again (a rename keeps the inode and mtime the stamp holds).
+        if let Ok(meta) = tokio::fs::metadata(&dest).await {
+            self.verified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(digest.to_string(), FileStamp::of(&meta));
+        }
         Ok(())
     }
 }
