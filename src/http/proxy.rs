@@ -8,7 +8,6 @@ use tokio_util::io::ReaderStream;
 
 use super::{AppState, RequestLog};
 use crate::error::Error;
-use crate::pipeline::Cache;
 use crate::protocol::{self, Kind, ParseError, Request};
 
 /// Bytes read from a blob per body chunk (and per blocking-pool trip for a file).
@@ -66,14 +65,14 @@ async fn serve(st: &AppState, req: Request, log: &mut RequestLog) -> Result<Resp
             log.kind = "list";
             let (body, cache) = p.list(&m).await?;
             log.cache = cache.as_str();
-            Ok(small(body, "text/plain; charset=utf-8", cache))
+            Ok(small(body, "text/plain; charset=utf-8"))
         }
         Request::Latest(m) => {
             log.module = m.to_string();
             log.kind = "latest";
             let (body, cache) = p.latest(&m).await?;
             log.cache = cache.as_str();
-            Ok(small(body, Kind::Info.content_type(), cache))
+            Ok(small(body, Kind::Info.content_type()))
         }
         Request::InfoQuery(m, q) => {
             log.module = m.to_string();
@@ -81,7 +80,7 @@ async fn serve(st: &AppState, req: Request, log: &mut RequestLog) -> Result<Resp
             log.kind = "info";
             log.cache = "miss";
             let body = p.info_query(&m, &q).await?;
-            Ok(small(body, Kind::Info.content_type(), Cache::Miss))
+            Ok(small(body, Kind::Info.content_type()))
         }
         Request::Sumdb { name, req } => {
             log.kind = "sumdb";
@@ -91,7 +90,7 @@ async fn serve(st: &AppState, req: Request, log: &mut RequestLog) -> Result<Resp
 }
 
 /// A small mutable answer (list, @latest, queries): never cached long downstream.
-fn small(body: bytes::Bytes, content_type: &'static str, _cache: Cache) -> Response {
+fn small(body: bytes::Bytes, content_type: &'static str) -> Response {
     let mut r = Response::new(Body::from(body));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
