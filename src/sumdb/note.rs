@@ -93,19 +93,21 @@ impl fmt::Debug for Verifier {
     }
 }
 
+/// The `name+hash+base64(alg||key)` part shared by verifier and signer
+/// keys: a valid name, an 8-hex-digit hash, and a non-empty key.
+fn parse_named_key(s: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
+    let (name, rest) = chop(s, '+');
+    let (hash16, key64) = chop(rest, '+');
+    match (parse_hash8(hash16), B64.decode(key64)) {
+        (Some(hash), Ok(key)) if is_valid_name(name) && !key.is_empty() => Ok((name, hash, key)),
+        _ => Err(NoteError::MalformedVerifier),
+    }
+}
+
 impl Verifier {
     /// Parses a verifier key (x/mod `note.NewVerifier`).
     pub fn new(vkey: &str) -> Result<Verifier, NoteError> {
-        let (name, rest) = chop(vkey, '+');
-        let (hash16, key64) = chop(rest, '+');
-        let hash = parse_hash8(hash16);
-        let key = B64.decode(key64).ok();
-        let (Some(hash), Some(key)) = (hash, key) else {
-            return Err(NoteError::MalformedVerifier);
-        };
-        if !is_valid_name(name) || key.is_empty() {
-            return Err(NoteError::MalformedVerifier);
-        }
+        let (name, hash, key) = parse_named_key(vkey)?;
         if hash != key_hash(name, &key) {
             return Err(NoteError::VerifierHash);
         }
@@ -211,16 +213,10 @@ impl Signer {
     pub fn new(skey: &str) -> Result<Signer, NoteError> {
         let (priv1, rest) = chop(skey, '+');
         let (priv2, rest) = chop(rest, '+');
-        let (name, rest) = chop(rest, '+');
-        let (hash16, key64) = chop(rest, '+');
-        let hash = parse_hash8(hash16);
-        let key = B64.decode(key64).ok();
-        let (Some(hash), Some(key)) = (hash, key) else {
-            return Err(NoteError::MalformedVerifier);
-        };
-        if priv1 != "PRIVATE" || priv2 != "KEY" || !is_valid_name(name) || key.is_empty() {
+        if priv1 != "PRIVATE" || priv2 != "KEY" {
             return Err(NoteError::MalformedVerifier);
         }
+        let (name, hash, key) = parse_named_key(rest)?;
         if key[0] != ALG_ED25519 {
             return Err(NoteError::UnknownAlgorithm);
         }
