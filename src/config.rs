@@ -107,6 +107,9 @@ pub struct CacheConfig {
     pub immutable_max_age_secs: u64,
     /// How long a `list` or `@latest` answer is reused before asking upstream again.
     pub list_ttl_secs: u64,
+    /// MiB of small proven blobs (`.info`, `.mod`) kept in memory to serve hits
+    /// without disk I/O; 0 reads and hashes them from disk on every hit.
+    pub memory_mib: u64,
 }
 
 impl Default for Config {
@@ -154,6 +157,7 @@ impl Default for CacheConfig {
         CacheConfig {
             immutable_max_age_secs: 365 * 24 * 3600,
             list_ttl_secs: 60,
+            memory_mib: crate::store::embedded::DEFAULT_MEMORY_BYTES >> 20,
         }
     }
 }

@@ -52,13 +52,14 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let cfg = Arc::new(cfg);
     let spec = cfg.sumdb_spec()?;
     let upstream = Upstream::new(&cfg)?;
-    let store: Arc<dyn Store> =
-        Arc::new(
-            EmbeddedStore::open(&cfg.data_dir).map_err(|source| StartError::Store {
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open_with_memory(&cfg.data_dir, cfg.cache.memory_mib << 20).map_err(
+            |source| StartError::Store {
                 path: cfg.data_dir.clone(),
                 source,
-            })?,
-        );
+            },
+        )?,
+    );
     let ops = SumdbOps {
         name: spec.name.clone(),
         base_url: spec.url.clone(),

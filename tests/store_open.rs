@@ -1,10 +1,11 @@
-//! `EmbeddedStore::open`, the hit path: small blobs read whole (and proven on every read),
-//! large ones streamed, and a blob whose size disagrees with the index is `Corrupt`.
+//! `EmbeddedStore::open`, the hit path: small blobs read whole, proven and then served
+//! from memory; large ones proven once per process (concurrent first readers together)
+//! and streamed; a blob whose size or content disagrees with the index is `Corrupt`.
 
+use futures_util::StreamExt;
 use modgate::protocol::{Kind, ModVersion};
 use modgate::store::{EmbeddedStore, Entry, Store, StoreError, Verification};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 fn entry(module: &str, kind: Kind, data: &[u8]) -> Entry {
     Entry {
@@ -29,10 +30,14 @@ fn blob_file(root: &std::path::Path, digest: &str) -> std::path::PathBuf {
 }
 
 async fn read_all(store: &EmbeddedStore, e: &Entry) -> Result<Vec<u8>, StoreError> {
-    let mut b = store.open(e).await?;
-    let mut out = Vec::new();
-    b.reader.read_to_end(&mut out).await.expect("read");
+    // Through the same stream the HTTP layer serves.
+    let b = store.open(e).await?;
     assert_eq!(b.size, e.size);
+    let mut out = Vec::new();
+    let mut s = std::pin::pin!(b.into_stream());
+    while let Some(chunk) = s.next().await {
+        out.extend_from_slice(&chunk.expect("read"));
+    }
     Ok(out)
 }
 
@@ -79,7 +84,9 @@ fn size_mismatch_on_disk_is_corrupt() {
         let el = entry("example.com/b", Kind::Zip, &large);
         store.commit_bytes(&small, es.clone()).await.unwrap();
         store.commit_bytes(&large, el.clone()).await.unwrap();
-        // Damage both on disk before anything was read in this process.
+        // Damage both on disk, then start a new process: nothing proven in memory.
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
         std::fs::write(blob_file(dir.path(), &es.digest), b"{}").unwrap();
         std::fs::write(blob_file(dir.path(), &el.digest), vec![7u8; 100]).unwrap();
         for e in [&es, &el] {
@@ -99,21 +106,135 @@ fn size_mismatch_on_disk_is_corrupt() {
 }
 
 #[test]
-fn a_small_blob_is_proven_on_every_read() {
+fn a_small_blob_is_served_only_from_proven_bytes() {
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
-        let store = EmbeddedStore::open(dir.path()).unwrap();
         let small = b"module example.com/c\n".to_vec();
+        let es = {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            store
+                .commit_bytes(&small, entry("example.com/c", Kind::Mod, &small))
+                .await
+                .unwrap()
+        };
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(read_all(&store, &es).await.unwrap(), small);
+        // Same size, other bytes, after a good read in this process: the proven bytes
+        // held in memory are served, never the file's new content...
+        let file = blob_file(dir.path(), &es.digest);
+        std::fs::write(&file, b"module example.com/X\n").unwrap();
+        for _ in 0..3 {
+            assert_eq!(read_all(&store, &es).await.unwrap(), small);
+        }
+        // ...and the damage is caught as soon as the file is read again: next start.
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(matches!(
+            read_all(&store, &es).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(!file.exists(), "quarantined");
+    });
+}
+
+#[test]
+fn with_no_memory_cache_a_small_blob_is_proven_on_every_read() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = EmbeddedStore::open_with_memory(dir.path(), 0).unwrap();
+        let small = b"module example.com/d\n".to_vec();
         let es = store
-            .commit_bytes(&small, entry("example.com/c", Kind::Mod, &small))
+            .commit_bytes(&small, entry("example.com/d", Kind::Mod, &small))
             .await
             .unwrap();
         assert_eq!(read_all(&store, &es).await.unwrap(), small);
-        // Same size, other bytes, after a good read in this process: still caught.
         std::fs::write(blob_file(dir.path(), &es.digest), b"module example.com/X\n").unwrap();
         assert!(matches!(
             read_all(&store, &es).await,
             Err(StoreError::Corrupt { .. })
         ));
+    });
+}
+
+#[test]
+fn concurrent_first_readers_of_a_large_blob_all_get_proven_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let large: std::sync::Arc<Vec<u8>> =
+        std::sync::Arc::new((0..1_500_000u32).map(|i| (i * 13 % 253) as u8).collect());
+    let el = entry("example.com/e", Kind::Zip, &large);
+    rt().block_on(async {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.commit_bytes(&large, el.clone()).await.unwrap();
+    });
+    // A new process: the blob is proven by the first of 16 readers arriving together.
+    rt().block_on(async {
+        let store = std::sync::Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let readers: Vec<_> = (0..16)
+            .map(|_| {
+                let (store, el, want) = (store.clone(), el.clone(), large.clone());
+                tokio::spawn(async move { read_all(&store, &el).await.map(|v| v == *want) })
+            })
+            .collect();
+        for r in readers {
+            assert!(r.await.unwrap().unwrap());
+        }
+    });
+    // Damaged, in a new process: every concurrent reader is refused; one quarantine.
+    std::fs::write(blob_file(dir.path(), &el.digest), {
+        let mut d = large.to_vec();
+        d[700_000] ^= 1;
+        d
+    })
+    .unwrap();
+    rt().block_on(async {
+        let store = std::sync::Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let readers: Vec<_> = (0..16)
+            .map(|_| {
+                let (store, el) = (store.clone(), el.clone());
+                tokio::spawn(async move { read_all(&store, &el).await.map(|_| ()) })
+            })
+            .collect();
+        for r in readers {
+            assert!(matches!(r.await.unwrap(), Err(StoreError::Corrupt { .. })));
+        }
+    });
+    let q = std::fs::read_dir(dir.path().join("quarantine"))
+        .unwrap()
+        .count();
+    assert_eq!(q, 1);
+}
+
+#[test]
+fn a_blob_truncated_while_streaming_ends_in_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let large = vec![9u8; 1_000_000];
+        let el = store
+            .commit_bytes(&large, entry("example.com/f", Kind::Zip, &large))
+            .await
+            .unwrap();
+        let blob = store.open(&el).await.unwrap();
+        // Proven and open; now cut short under the open file.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(blob_file(dir.path(), &el.digest))
+            .unwrap()
+            .set_len(300_000)
+            .unwrap();
+        let mut s = std::pin::pin!(blob.into_stream());
+        let mut got = 0;
+        let mut failed = false;
+        while let Some(chunk) = s.next().await {
+            match chunk {
+                Ok(c) => got += c.len(),
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        assert!(failed, "a short file must not end the stream cleanly");
+        assert!(got < large.len());
     });
 }

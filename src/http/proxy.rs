@@ -4,14 +4,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use tokio_util::io::ReaderStream;
 
 use super::{AppState, RequestLog};
 use crate::error::Error;
 use crate::protocol::{self, Kind, ParseError, Request};
-
-/// Bytes read from a blob per body chunk (and per blocking-pool trip for a file).
-const STREAM_CHUNK: usize = 64 << 10;
+use crate::store::BlobBody;
 
 /// The fallback handler: every path that is not an ops endpoint.
 pub async fn handle(State(st): State<AppState>, method: Method, uri: Uri) -> Response {
@@ -45,10 +42,12 @@ async fn serve(st: &AppState, req: Request, log: &mut RequestLog) -> Result<Resp
             log.kind = kind.ext();
             let (entry, blob, cache) = p.open(&mv, kind).await?;
             log.cache = cache.as_str();
-            // Stream from disk: a 500 MiB zip never sits in memory. A small blob comes
-            // already read (see the store): one buffer of its size, not of a chunk's.
-            let chunk = (entry.size as usize).clamp(1, STREAM_CHUNK);
-            let body = Body::from_stream(ReaderStream::with_capacity(blob.reader, chunk));
+            // A small blob is already in memory: one full body, written with its head.
+            // A file streams in large chunks (a 500 MiB zip never sits in memory).
+            let body = match blob.body {
+                BlobBody::Memory(b) => Body::from(b),
+                BlobBody::File(_) => Body::from_stream(blob.into_stream()),
+            };
             Ok(Response::builder()
                 .header(header::CONTENT_TYPE, kind.content_type())
                 .header(header::CONTENT_LENGTH, entry.size)

@@ -317,14 +317,14 @@ impl Pipeline {
     }
 
     async fn read_small(&self, entry: &Entry) -> Result<Vec<u8>> {
-        let mut blob = self.store.open(entry).await?;
+        let blob = self.store.open(entry).await?;
         let mut buf = Vec::with_capacity(blob.size as usize);
         let limit = self
             .cfg
             .limits
             .max_mod_bytes
             .max(self.cfg.limits.max_meta_bytes);
-        (&mut blob.reader)
+        blob.into_reader()
             .take(limit)
             .read_to_end(&mut buf)
             .await

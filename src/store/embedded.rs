@@ -14,22 +14,28 @@
 //! Blobs are checked when read: a blob whose SHA-256 no longer matches its
 //! name (bit rot, an operator's mistake, a hostile edit) is moved to
 //! `<data-dir>/quarantine/`, its index entry dropped, and the read fails with
-//! [`StoreError::Corrupt`] so the pipeline fetches and verifies it again. To
-//! keep hits cheap, a large blob is hashed on its first read per process and
-//! again only when its file identity (size, mtime, inode) changes; small
-//! blobs (`.info`, `.mod`) are hashed on every read, and served from the very
-//! bytes that were hashed.
+//! [`StoreError::Corrupt`] so the pipeline fetches and verifies it again.
+//! What is served is always bytes that were proven, and hits stay cheap:
+//! - a small blob (`.info`, `.mod`) is read whole and hashed, and those very
+//!   bytes are kept in a bounded memory cache; later hits are served from it
+//!   with no disk I/O (so damage to its file is found when it next leaves the
+//!   cache, at the next start, or by `modgate cache verify`);
+//! - a large blob is hashed on its first read per process, through the same
+//!   open file that is then streamed, and again whenever its file identity
+//!   (size, mtime, inode) changes; concurrent first readers share one hash.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::{Blob, Entry, Meta, Spool, Store, StoreError, StoreResult, artifact_key};
+use super::{Blob, BlobBody, Entry, Meta, Spool, Store, StoreError, StoreResult, artifact_key};
 use crate::protocol::{Kind, ModVersion};
 
 pub struct EmbeddedStore {
@@ -39,10 +45,30 @@ pub struct EmbeddedStore {
     /// Large blobs this process hashed and found intact, with the file
     /// identity they had then (digest → stamp).
     verified: Arc<Mutex<HashMap<String, FileStamp>>>,
+    /// Small blobs whose bytes were hashed and matched their digest, by
+    /// digest: content-addressed, so never stale; bounded by bytes held.
+    small: quick_cache::sync::Cache<String, Bytes, BlobWeight>,
+    /// One lock per large blob being hashed on a first read, so concurrent
+    /// first readers wait for one hash instead of each doing their own.
+    proving: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// Blobs smaller than this are hashed on every read: cheaper than tracking.
-pub const ALWAYS_HASH_BELOW: u64 = 64 * 1024;
+/// Blobs smaller than this are read whole, hashed, and kept in memory.
+pub const SMALL_BLOB: u64 = 64 * 1024;
+
+/// Default bytes of small blobs kept in memory (`[cache] memory_mib`).
+pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+
+/// Weighs the small-blob cache by bytes held, not by count.
+#[derive(Clone)]
+struct BlobWeight;
+
+impl quick_cache::Weighter<String, Bytes> for BlobWeight {
+    fn weight(&self, key: &String, val: &Bytes) -> u64 {
+        // The digest key, the bytes, and roughly the cache's own bookkeeping.
+        (key.len() + val.len() + 64) as u64
+    }
+}
 
 /// What identifies one version of a file on disk: if any of it changes, the
 /// content may have changed too.
@@ -92,15 +118,28 @@ enum BlobFault {
     Io(std::io::Error),
 }
 
-/// A blob opened and proven by [`open_checked`]: a small one already read.
+/// A blob opened by [`open_blob`].
 enum Opened {
+    /// Small: read whole and proven.
     Small(Vec<u8>),
-    File(std::fs::File),
+    /// Large and proven before in this process with this same stamp.
+    Proven(std::fs::File),
+    /// Large and not (or no longer) known good: hash it before serving.
+    Unproven(std::fs::File, FileStamp),
 }
 
-/// Opens a blob and proves its content unless it was proven before and its
-/// stamp has not changed since. Blocking: run it off the async runtime.
-fn open_checked(
+fn lookup_stamp(verified: &Mutex<HashMap<String, FileStamp>>, digest: &str) -> Option<FileStamp> {
+    // A panic elsewhere cannot leave the map inconsistent: it is only a cache.
+    verified
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(digest)
+        .copied()
+}
+
+/// Opens a blob and checks its size; reads and proves it if small, and tells
+/// whether a large one still needs proving. Blocking: run it off the runtime.
+fn open_blob(
     path: &Path,
     digest: &str,
     size: u64,
@@ -114,9 +153,9 @@ fn open_checked(
             meta.len()
         )));
     }
-    if size < ALWAYS_HASH_BELOW {
-        // Read whole, hashed, and served from these very bytes: no second read and
-        // no further blocking-pool trips for the body (most of a hit's cost, BENCHMARKS.md).
+    if size < SMALL_BLOB {
+        // Read whole and hashed in this one blocking-pool trip; these very
+        // bytes are what is served and cached (no second read).
         let mut data = Vec::with_capacity(size as usize);
         (&mut file)
             .take(size + 1)
@@ -135,18 +174,26 @@ fn open_checked(
         return Ok(Opened::Small(data));
     }
     let stamp = FileStamp::of(&meta);
-    let lock = |v: &Mutex<HashMap<String, FileStamp>>| {
-        // A panic elsewhere cannot leave the map inconsistent: it is only a cache.
-        v.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(digest)
-            .copied()
-    };
-    if lock(verified) == Some(stamp) {
-        return Ok(Opened::File(file));
+    if lookup_stamp(verified, digest) == Some(stamp) {
+        return Ok(Opened::Proven(file));
     }
-    // Hash through the same open file that will be served, so what was
-    // proven is what is streamed (a rename over the path cannot interpose).
+    Ok(Opened::Unproven(file, stamp))
+}
+
+/// Hashes a large blob through the same open file that will be served, so
+/// what was proven is what is streamed (a rename over the path cannot
+/// interpose), unless a concurrent reader proved this same file meanwhile.
+/// Blocking.
+fn prove_file(
+    mut file: std::fs::File,
+    stamp: FileStamp,
+    digest: &str,
+    size: u64,
+    verified: &Mutex<HashMap<String, FileStamp>>,
+) -> Result<std::fs::File, BlobFault> {
+    if lookup_stamp(verified, digest) == Some(stamp) {
+        return Ok(file);
+    }
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; (size as usize).clamp(4096, 256 * 1024)];
     loop {
@@ -165,7 +212,7 @@ fn open_checked(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(digest.to_string(), stamp);
-    Ok(Opened::File(file))
+    Ok(file)
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -183,6 +230,11 @@ impl EmbeddedStore {
     /// Opens (creating if needed) the store under `root`, removing any spool
     /// files a previous process left behind.
     pub fn open(root: &Path) -> StoreResult<EmbeddedStore> {
+        Self::open_with_memory(root, DEFAULT_MEMORY_BYTES)
+    }
+
+    /// [`EmbeddedStore::open`] keeping up to `memory_bytes` of small blobs in memory.
+    pub fn open_with_memory(root: &Path, memory_bytes: u64) -> StoreResult<EmbeddedStore> {
         for dir in ["blobs/sha256", "tmp"] {
             let p = root.join(dir);
             std::fs::create_dir_all(&p).map_err(io_err(&p))?;
@@ -201,6 +253,13 @@ impl EmbeddedStore {
             db,
             index,
             verified: Arc::default(),
+            // quick_cache wants an estimate of the item count: ~2 KiB per `.mod`/`.info`.
+            small: quick_cache::sync::Cache::with_weighter(
+                (memory_bytes / 2048).max(16) as usize,
+                memory_bytes,
+                BlobWeight,
+            ),
+            proving: Mutex::default(),
         })
     }
 
@@ -274,7 +333,33 @@ impl EmbeddedStore {
     }
 }
 
+/// Runs blocking file work on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> StoreResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Index(format!("blob check task: {e}")))
+}
+
 impl EmbeddedStore {
+    /// The lock that first readers of one large blob share (see `proving`).
+    fn proving_gate(&self, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.proving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(digest.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Drops a gate from the map once no other reader holds or awaits it.
+    fn release_gate(&self, digest: &str, gate: Arc<tokio::sync::Mutex<()>>) {
+        let mut map = self.proving.lock().unwrap_or_else(|e| e.into_inner());
+        // Clones are only made under this map lock: the map's and ours means no one else.
+        if Arc::strong_count(&gate) == 2 {
+            map.remove(digest);
+        }
+    }
+
     /// Moves a damaged blob out of the way (kept for inspection) and drops
     /// the index entry that pointed at it, if it still does.
     async fn quarantine(&self, entry: &Entry, path: &Path, reason: &str) -> StoreResult<()> {
@@ -346,29 +431,49 @@ impl Store for EmbeddedStore {
     }
 
     async fn open(&self, entry: &Entry) -> StoreResult<Blob> {
+        let size = entry.size;
+        if size < SMALL_BLOB
+            && let Some(b) = self.small.get(entry.digest.as_str())
+        {
+            return Ok(Blob {
+                size,
+                body: BlobBody::Memory(b),
+            });
+        }
         let path = self.blob_path(&entry.digest)?;
-        let (p, digest, size, verified) = (
-            path.clone(),
-            entry.digest.clone(),
-            entry.size,
-            self.verified.clone(),
-        );
-        let checked =
-            tokio::task::spawn_blocking(move || open_checked(&p, &digest, size, &verified))
-                .await
-                .map_err(|e| StoreError::Index(format!("blob check task: {e}")))?;
+        let opened = {
+            let (p, digest, verified) = (path.clone(), entry.digest.clone(), self.verified.clone());
+            blocking(move || open_blob(&p, &digest, size, &verified)).await?
+        };
+        let proven = match opened {
+            Ok(Opened::Small(data)) => {
+                let b = Bytes::from(data);
+                self.small.insert(entry.digest.clone(), b.clone());
+                return Ok(Blob {
+                    size,
+                    body: BlobBody::Memory(b),
+                });
+            }
+            Ok(Opened::Proven(file)) => Ok(file),
+            Ok(Opened::Unproven(file, stamp)) => {
+                let gate = self.proving_gate(&entry.digest);
+                let held = gate.lock().await;
+                let (digest, verified) = (entry.digest.clone(), self.verified.clone());
+                let r = blocking(move || prove_file(file, stamp, &digest, size, &verified)).await;
+                drop(held);
+                self.release_gate(&entry.digest, gate);
+                r?
+            }
+            Err(e) => Err(e),
+        };
         let corrupt = |reason: String| StoreError::Corrupt {
             digest: entry.digest.clone(),
             reason,
         };
-        match checked {
-            Ok(Opened::Small(data)) => Ok(Blob {
-                size: entry.size,
-                reader: Box::pin(std::io::Cursor::new(data)),
-            }),
-            Ok(Opened::File(file)) => Ok(Blob {
-                size: entry.size,
-                reader: Box::pin(tokio::fs::File::from_std(file)),
+        match proven {
+            Ok(file) => Ok(Blob {
+                size,
+                body: BlobBody::File(file),
             }),
             Err(BlobFault::Missing(reason)) => Err(corrupt(reason)),
             Err(BlobFault::Io(e)) => Err(io_err(&path)(e)),
@@ -387,12 +492,25 @@ impl Store for EmbeddedStore {
     }
 
     async fn commit_bytes(&self, data: &[u8], entry: Entry) -> StoreResult<Entry> {
+        let digest = hex::encode(Sha256::digest(data));
+        if digest != entry.digest {
+            return Err(StoreError::Corrupt {
+                digest: entry.digest,
+                reason: format!("bytes to commit hash to {digest}"),
+            });
+        }
         let (path, mut file) = self.spool_file().await?;
         let spool = Spool::new(path.clone(), entry.digest.clone(), data.len() as u64);
         file.write_all(data).await.map_err(io_err(&path))?;
         file.sync_all().await.map_err(io_err(&path))?;
         drop(file);
-        self.commit(spool, entry).await
+        let entry = self.commit(spool, entry).await?;
+        if (data.len() as u64) < SMALL_BLOB {
+            // Just hashed above: the first hit needs no disk read.
+            self.small
+                .insert(entry.digest.clone(), Bytes::copy_from_slice(data));
+        }
+        Ok(entry)
     }
 
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
@@ -487,9 +605,9 @@ mod tests {
 
     async fn read_all(store: &EmbeddedStore, e: &Entry) -> StoreResult<Vec<u8>> {
         use tokio::io::AsyncReadExt;
-        let mut blob = store.open(e).await?;
+        let blob = store.open(e).await?;
         let mut out = Vec::new();
-        blob.reader.read_to_end(&mut out).await.unwrap();
+        blob.into_reader().read_to_end(&mut out).await.unwrap();
         Ok(out)
     }
 
@@ -513,10 +631,10 @@ mod tests {
     #[tokio::test]
     async fn corrupt_blobs_are_quarantined_and_unindexed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
+        // No memory cache: a small blob is then hashed on every read.
+        let store = EmbeddedStore::open_with_memory(dir.path(), 0).unwrap();
         let mv = ModVersion::new("example.com/m", "v1.0.0").unwrap();
 
-        // Small blob: hashed on every read.
         let small = b"module example.com/m\n".to_vec();
         let e = store
             .commit_bytes(&small, entry(&small, "v1.0.0", Kind::Mod))
@@ -541,7 +659,7 @@ mod tests {
         assert!(store.entry(&mv, Kind::Mod).await.unwrap().is_none());
 
         // Large blob: hashed on first read, then trusted until its stamp changes.
-        let big: Vec<u8> = (0..ALWAYS_HASH_BELOW as usize * 2)
+        let big: Vec<u8> = (0..SMALL_BLOB as usize * 2)
             .map(|i| (i * 7) as u8)
             .collect();
         let e = store

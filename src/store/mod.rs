@@ -11,6 +11,7 @@
 //! never from request text.
 
 pub mod embedded;
+pub mod stream;
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -86,10 +87,28 @@ impl Drop for Spool {
     }
 }
 
-/// A readable stored blob.
+/// A stored blob, proven intact and ready to serve.
 pub struct Blob {
     pub size: u64,
-    pub reader: Pin<Box<dyn AsyncRead + Send>>,
+    pub body: BlobBody,
+}
+
+/// Where a blob's bytes come from.
+pub enum BlobBody {
+    /// Already in memory (small blobs): served with no further I/O.
+    Memory(bytes::Bytes),
+    /// An open file positioned at its start (streamed by [`Blob::into_stream`]).
+    File(std::fs::File),
+}
+
+impl Blob {
+    /// The blob as an async reader (for callers that parse it, not stream it).
+    pub fn into_reader(self) -> Pin<Box<dyn AsyncRead + Send>> {
+        match self.body {
+            BlobBody::Memory(b) => Box::pin(std::io::Cursor::new(b)),
+            BlobBody::File(f) => Box::pin(tokio::fs::File::from_std(f)),
+        }
+    }
 }
 
 /// A storage failure.

@@ -126,12 +126,12 @@ pub fn verify_store(data: &Path) -> usize {
         use tokio::io::AsyncReadExt;
         let entries = store.entries("").await.expect("index readable");
         for e in &entries {
-            let mut blob = store
+            let blob = store
                 .open(e)
                 .await
                 .unwrap_or_else(|err| panic!("{}@{} {}: {err}", e.module, e.version, e.kind));
             let mut buf = Vec::new();
-            blob.reader.read_to_end(&mut buf).await.unwrap();
+            blob.into_reader().read_to_end(&mut buf).await.unwrap();
             assert_eq!(buf.len() as u64, e.size);
         }
         entries.len()
