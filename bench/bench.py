@@ -155,6 +155,9 @@ class Bench:
             kv[k] = v
         self.up_url, self.vkey = kv["URL"], kv["VKEY"]
         self.sumdb = f"{self.vkey} {self.up_url}/sumdb/{SUMDB_NAME}"
+        # For re-running a server by hand on a --keep'd scratch dir.
+        with open(os.path.join(self.work, "sumdb.txt"), "w") as f:
+            f.write(self.sumdb + "\n")
         self.refup = p
 
     def start_modgate(self, name, data_dir, binary=None, offline=False):
