@@ -281,9 +281,8 @@ impl Upstream {
             out.write_all(&chunk).await.map_err(spool_err)?;
         }
         check_length(url, got, want)?;
+        // Written, not yet synced: the pipeline syncs while it verifies.
         out.flush().await.map_err(spool_err)?;
-        drop(out);
-        file.sync_all().await.map_err(spool_err)?;
         Ok((got, hex::encode(hasher.finalize())))
     }
 

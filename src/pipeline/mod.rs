@@ -244,19 +244,22 @@ impl Pipeline {
             max_go_mod: self.cfg.limits.max_mod_bytes,
             ..modzip::ZipLimits::default()
         };
-        let checked = tokio::task::spawn_blocking(move || {
+        let check = tokio::task::spawn_blocking(move || {
             modzip::check_zip_with_limits(&p, &m, &v, Some(&go_mod), &limits)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
-        .map_err(|e| {
-            self.refuse(
-                mv,
-                Kind::Zip,
-                "zip_rule",
-                format!("invalid module zip: {e}"),
-            )
-        })?;
+        });
+        // The spool's fsync (waiting on the disk) overlaps the check (CPU); both
+        // finish before anything is committed.
+        let (synced, checked) = tokio::join!(spool.sync(), check);
+        let checked = checked
+            .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
+            .map_err(|e| {
+                self.refuse(
+                    mv,
+                    Kind::Zip,
+                    "zip_rule",
+                    format!("invalid module zip: {e}"),
+                )
+            })?;
         if checked.h1 != want {
             return Err(self.refuse(
                 mv,
@@ -277,6 +280,7 @@ impl Pipeline {
             size: spool.size,
             verification: self.verification(want, &lookup),
         };
+        synced?;
         Ok(self.verified(self.store.commit(spool, entry).await?))
     }
 

@@ -72,6 +72,18 @@ impl Spool {
         }
     }
 
+    /// Flushes the file's bytes to stable storage (before it may be committed).
+    pub async fn sync(&self) -> StoreResult<()> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || std::fs::File::open(&path)?.sync_all())
+            .await
+            .map_err(|e| StoreError::Index(format!("spool sync task: {e}")))?
+            .map_err(|source| StoreError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Marks the file as moved away, so drop leaves it alone.
     pub fn mark_committed(&mut self) {
         self.committed = true;
