@@ -632,7 +632,8 @@ fn blobs_corrupted_on_disk_are_refetched_not_served() {
     assert_eq!(up.hits(&zip), 2);
     assert_eq!(quarantined(data.path()), 2);
 
-    // A small blob (.mod) is checked on every read.
+    // A small blob (.mod) is proven when first read from disk and then served
+    // from those proven bytes in memory: damage to its file is never served...
     mg.stop();
     let mod_blob = blob_path(data.path(), m, "v1.0.0", Kind::Mod);
     let mut mg = Modgate::start(cfg());
@@ -641,7 +642,16 @@ fn blobs_corrupted_on_disk_are_refetched_not_served() {
     let r = raw(&mg, "GET", &modp);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.body == honest_mod, "corrupt .mod served");
+    assert_eq!(up.hits(&modp), 0);
+    // ...and is caught (quarantined, re-fetched, re-verified) when the file is
+    // next read: here at the next start.
+    mg.stop();
+    let mut mg = Modgate::start(cfg());
+    let r = raw(&mg, "GET", &modp);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == honest_mod, "corrupt .mod served");
     assert_eq!(up.hits(&modp), 1);
+    assert_eq!(quarantined(data.path()), 3);
     mg.stop();
     verify_store(data.path());
 }

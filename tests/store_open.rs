@@ -238,3 +238,31 @@ fn a_blob_truncated_while_streaming_ends_in_an_error() {
         assert!(got < large.len());
     });
 }
+
+/// Many commits at once each make the index durable; none may wait forever
+/// (sled 0.34's `flush_async` could: spacejam/sled#1308).
+#[test]
+fn concurrent_commits_all_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = std::sync::Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let data = format!("module example.com/c{i}\n").into_bytes();
+                    let e = entry(&format!("example.com/c{i}"), Kind::Mod, &data);
+                    store.commit_bytes(&data, e).await.map(|_| ())
+                })
+            })
+            .collect();
+        let all = futures_util::future::join_all(tasks);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("300 concurrent commits finish");
+        for r in done {
+            r.unwrap().unwrap();
+        }
+        assert_eq!(store.entries("").await.unwrap().len(), 300);
+    });
+}

@@ -300,7 +300,7 @@ impl EmbeddedStore {
         self.index
             .insert(artifact_key(&mv, kind), value)
             .map_err(index_err)?;
-        self.db.flush_async().await.map_err(index_err)?;
+        self.flush().await?;
         Ok(())
     }
 
@@ -341,6 +341,16 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl EmbeddedStore {
+    /// Makes the index durable. sled 0.34's `flush_async` can leave concurrent
+    /// callers waiting forever (spacejam/sled#1308, fixed only after that
+    /// release; it hung 200 concurrent misses here), so its blocking `flush`
+    /// runs on the blocking pool instead.
+    async fn flush(&self) -> StoreResult<()> {
+        let db = self.db.clone();
+        blocking(move || db.flush()).await?.map_err(index_err)?;
+        Ok(())
+    }
+
     /// The lock that first readers of one large blob share (see `proving`).
     fn proving_gate(&self, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.proving
@@ -397,7 +407,7 @@ impl EmbeddedStore {
                     .index
                     .compare_and_swap(&key, Some(cur), None::<&[u8]>)
                     .map_err(index_err)?;
-                self.db.flush_async().await.map_err(index_err)?;
+                self.flush().await?;
             }
         }
         tracing::error!(target: "modgate::security", module = %entry.module, version = %entry.version,
@@ -518,7 +528,7 @@ impl Store for EmbeddedStore {
             .index
             .remove(artifact_key(mv, kind))
             .map_err(index_err)?;
-        self.db.flush_async().await.map_err(index_err)?;
+        self.flush().await?;
         Ok(old.is_some())
     }
 
@@ -541,7 +551,7 @@ impl Store for EmbeddedStore {
 
     async fn meta_put(&self, ns: Meta, key: &str, value: &[u8]) -> StoreResult<()> {
         self.tree(ns)?.insert(key, value).map_err(index_err)?;
-        self.db.flush_async().await.map_err(index_err)?;
+        self.flush().await?;
         Ok(())
     }
 
@@ -556,13 +566,13 @@ impl Store for EmbeddedStore {
             .compare_and_swap(key, old, Some(new))
             .map_err(index_err)?
             .map_err(|_| StoreError::Conflict(key.to_string()))?;
-        self.db.flush_async().await.map_err(index_err)?;
+        self.flush().await?;
         Ok(())
     }
 
     async fn meta_remove(&self, ns: Meta, key: &str) -> StoreResult<()> {
         self.tree(ns)?.remove(key).map_err(index_err)?;
-        self.db.flush_async().await.map_err(index_err)?;
+        self.flush().await?;
         Ok(())
     }
 }
