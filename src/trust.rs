@@ -90,6 +90,13 @@ impl ClientOps for SumdbOps {
             .map_err(store_err)
     }
 
+    async fn delete_cache(&self, file: &str) -> Result<(), ClientError> {
+        self.store
+            .meta_remove(Meta::Tile, file)
+            .await
+            .map_err(store_err)
+    }
+
     async fn security_error(&self, evidence: &ForkEvidence) {
         let dir =
             self.evidence_dir

@@ -228,18 +228,63 @@ fn full_tiles_cached_and_reused() {
     block_on(c2.lookup("example.com/m11", "v1.0.0")).unwrap();
     let reads = o.remote_reads.lock().unwrap().clone();
     assert!(!reads.contains(&"tile/8/0/000".to_string()), "{reads:?}");
-    // A corrupted cache entry is caught, not trusted.
+    // A corrupted cache entry is caught, not trusted: evicted, fetched again
+    // from the database and authenticated, and the good copy cached instead.
+    let good = o.cache.lock().unwrap()["test.sumdb/tile/8/0/000"].clone();
     o.cache
         .lock()
         .unwrap()
         .get_mut("test.sumdb/tile/8/0/000")
         .unwrap()[3] ^= 1;
+    o.remote_reads.lock().unwrap().clear();
     let c3 = Client::new(o.clone(), &vkey).unwrap();
+    block_on(c3.lookup("example.com/m12", "v1.0.0")).unwrap();
+    let reads = o.remote_reads.lock().unwrap().clone();
+    assert!(reads.contains(&"tile/8/0/000".to_string()), "{reads:?}");
+    assert_eq!(o.cache.lock().unwrap()["test.sumdb/tile/8/0/000"], good);
+    // But a database that serves the damaged tile too is refused.
+    let mut bad = good.clone();
+    bad[3] ^= 1;
+    o.set("tile/8/0/000", bad.clone());
+    o.cache
+        .lock()
+        .unwrap()
+        .insert("test.sumdb/tile/8/0/000".into(), bad);
+    let c4 = Client::new(o.clone(), &vkey).unwrap();
     assert!(
-        block_on(c3.lookup("example.com/m12", "v1.0.0"))
+        block_on(c4.lookup("example.com/m13", "v1.0.0"))
             .unwrap_err()
             .is_security()
     );
+}
+
+/// The proof work of a lookup is a handful of tile reads, and the partial
+/// tiles a lookup just authenticated (merging a newer tree) are not fetched
+/// again to prove its record, nor by the next lookup at the same tree.
+#[test]
+fn a_lookup_fetches_each_tile_once() {
+    let (s, vkey) = keys();
+    let log = TestLog::new((0..1000).map(|i| record("m", i)).collect());
+    let o = ops();
+    log.serve(&o, 600, &s);
+    let c = Client::new(o.clone(), &vkey).unwrap();
+    block_on(c.lookup("example.com/m10", "v1.0.0")).unwrap();
+    // A newer tree: merging it needs partial tiles of 1000, and so does the record.
+    log.serve(&o, 1000, &s);
+    o.remote_reads.lock().unwrap().clear();
+    block_on(c.lookup("example.com/m990", "v1.0.0")).unwrap();
+    let reads = o.remote_reads.lock().unwrap().clone();
+    let tiles: Vec<&String> = reads.iter().filter(|r| r.starts_with("tile/")).collect();
+    let mut unique = tiles.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(tiles.len(), unique.len(), "a tile fetched twice: {reads:?}");
+    assert!(tiles.len() <= 4, "{reads:?}");
+    // Another record at the same tree: only the lookup itself.
+    o.remote_reads.lock().unwrap().clear();
+    block_on(c.lookup("example.com/m991", "v1.0.0")).unwrap();
+    let reads = o.remote_reads.lock().unwrap().clone();
+    assert_eq!(reads, ["lookup/example.com/m991@v1.0.0"], "{reads:?}");
 }
 
 #[test]
@@ -291,6 +336,9 @@ impl modgate::sumdb::client::ClientOps for Racy {
     }
     async fn write_cache(&self, f: &str, d: &[u8]) -> Result<(), ClientError> {
         self.inner.write_cache(f, d).await
+    }
+    async fn delete_cache(&self, f: &str) -> Result<(), ClientError> {
+        self.inner.delete_cache(f).await
     }
     async fn security_error(&self, e: &modgate::sumdb::client::ForkEvidence) {
         self.inner.security_error(e).await

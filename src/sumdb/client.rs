@@ -66,6 +66,8 @@ pub trait ClientOps: Send + Sync {
     async fn read_cache(&self, file: &str) -> Result<Option<Vec<u8>>, ClientError>;
     /// Writes a cached file (only authenticated full tiles are written).
     async fn write_cache(&self, file: &str, data: &[u8]) -> Result<(), ClientError>;
+    /// Removes a cached file that no longer authenticates (damaged locally).
+    async fn delete_cache(&self, file: &str) -> Result<(), ClientError>;
     /// Records proven misbehaviour of the checksum database.
     async fn security_error(&self, evidence: &ForkEvidence);
 }
@@ -503,8 +505,9 @@ impl Client {
             (Hash::default(), None)
         } else {
             let indexes = tree_hash_indexes(older.n);
-            let tiles = self.fetch_tiles(newer, &indexes).await?;
-            let h = tree_hash(older.n, &TileHashReader::new(newer, &tiles))?;
+            let (h, tiles) = self
+                .read_tiles(newer, &indexes, |r| tree_hash(older.n, r))
+                .await?;
             (h, Some(tiles))
         };
         if h == older.hash {
@@ -518,11 +521,11 @@ impl Client {
         // The tiles authenticate against `newer` but disagree with `older`:
         // both notes are signed, so this is proof of a fork.
         let proof = match tree_proof_indexes(newer.n, older.n) {
-            Ok(indexes) => match self.fetch_tiles(newer, &indexes).await {
-                Ok(tiles) => prove_tree(newer.n, older.n, &TileHashReader::new(newer, &tiles))
-                    .unwrap_or_default(),
-                Err(_) => Vec::new(),
-            },
+            Ok(indexes) => self
+                .read_tiles(newer, &indexes, |r| prove_tree(newer.n, older.n, r))
+                .await
+                .map(|(proof, _)| proof)
+                .unwrap_or_default(),
             Err(_) => Vec::new(),
         };
         Err(self
@@ -584,8 +587,9 @@ impl Client {
             return Err(ClientError::RecordNotInTree { id, size: tree.n });
         }
         let index = [stored_hash_index(0, id)];
-        let tiles = self.fetch_tiles(tree, &index).await?;
-        let got = TileHashReader::new(tree, &tiles).read_hashes(&index)?;
+        let (got, tiles) = self
+            .read_tiles(tree, &index, |r| r.read_hashes(&index))
+            .await?;
         self.save_tiles(&tiles).await;
         if got.first() != Some(&record_hash(record)) {
             return Err(ClientError::RecordMismatch);
@@ -593,37 +597,103 @@ impl Client {
         Ok(tree)
     }
 
-    /// Fetches every tile a read of `indexes` in `tree` needs: cache first
-    /// (the full tile stands in for a partial one), then the server (the
-    /// full tile again standing in if the partial one is not served).
-    async fn fetch_tiles(&self, tree: Tree, indexes: &[i64]) -> Result<MemTiles, ClientError> {
+    /// Runs `read` (which authenticates every tile it touches against `tree`)
+    /// over the tiles that reading `indexes` needs. Tiles come from the local
+    /// caches where possible; if the read fails with any of those among them
+    /// (a tile damaged on disk, say), they are evicted and the read runs once
+    /// more on tiles fetched from the database, so a bad local copy is
+    /// replaced rather than refused forever. A failure on fetched tiles is
+    /// the database's.
+    async fn read_tiles<T>(
+        &self,
+        tree: Tree,
+        indexes: &[i64],
+        read: impl Fn(&TileHashReader<'_, MemTiles>) -> Result<T, TlogError>,
+    ) -> Result<(T, MemTiles), ClientError> {
+        let (tiles, local) = self.fetch_tiles(tree, indexes, true).await?;
+        let err = match read(&TileHashReader::new(tree, &tiles)) {
+            Ok(v) => return Ok((v, tiles)),
+            Err(e) if local.is_empty() => return Err(e.into()),
+            Err(e) => e,
+        };
+        tracing::warn!(target: "modgate::security", sumdb = %self.name, error = %err,
+            tiles = ?local.iter().map(|t| t.path()).collect::<Vec<_>>(),
+            "locally cached tiles failed authentication; evicted, fetching them again");
+        for t in &local {
+            self.evict_tile(*t).await;
+        }
+        let (tiles, _) = self.fetch_tiles(tree, indexes, false).await?;
+        let v = read(&TileHashReader::new(tree, &tiles))?;
+        Ok((v, tiles))
+    }
+
+    /// Fetches every tile a read of `indexes` in `tree` needs: from the
+    /// caches first if `cached` (a full tile, or a wider partial one, stands
+    /// in for a partial one), then the server (the full tile again standing
+    /// in if the partial one is not served). Also returns the tiles that came
+    /// from a cache.
+    async fn fetch_tiles(
+        &self,
+        tree: Tree,
+        indexes: &[i64],
+        cached: bool,
+    ) -> Result<(MemTiles, Vec<Tile>), ClientError> {
         let mut tiles = MemTiles::new(TILE_HEIGHT);
+        let mut local = Vec::new();
         for t in tiles_for_hashes(tree, TILE_HEIGHT, indexes)? {
             if tiles.contains(&t) {
                 continue;
             }
-            let (tile, data) = self.read_tile(t).await?;
+            let (tile, data, from_cache) = self.read_tile(t, cached).await?;
+            if from_cache {
+                local.push(tile);
+            }
             tiles.insert(tile, data);
         }
-        Ok(tiles)
+        Ok((tiles, local))
     }
 
-    async fn read_tile(&self, t: Tile) -> Result<(Tile, Vec<u8>), ClientError> {
-        // Only full tiles are ever cached; one can stand in for a partial tile.
-        let full = t.full();
-        let key = format!("{}/{}", self.name, full.path());
-        if let Some(data) = self.ops.read_cache(&key).await? {
-            lock(&self.tile_saved).insert(full);
-            return Ok((full, data));
+    /// Drops a tile from the cache it came from.
+    async fn evict_tile(&self, t: Tile) {
+        if t.is_full() {
+            lock(&self.tile_saved).remove(&t);
+            let key = format!("{}/{}", self.name, t.path());
+            if let Err(e) = self.ops.delete_cache(&key).await {
+                tracing::warn!(sumdb = %self.name, tile = %key, error = %e, "evicting a cached tile");
+            }
+        } else {
+            lock(&self.proxy.partial_tiles).remove(&t.full());
         }
-        match self.ops.read_remote(&t.path()).await {
+    }
+
+    /// One tile, and whether it came from a cache.
+    async fn read_tile(&self, t: Tile, cached: bool) -> Result<(Tile, Vec<u8>, bool), ClientError> {
+        let full = t.full();
+        if cached {
+            // Full tiles are cached in the store; one stands in for a partial tile.
+            let key = format!("{}/{}", self.name, full.path());
+            if let Some(data) = self.ops.read_cache(&key).await? {
+                lock(&self.tile_saved).insert(full);
+                return Ok((full, data, true));
+            }
+            // Partial tiles authenticated in the last few seconds, in memory: a
+            // lookup proves its record against the tree whose note it just
+            // merged, which needed the same partial tiles a moment earlier.
+            if !t.is_full()
+                && let Some(data) = self.cached_partial_tile(t)
+            {
+                return Ok((t, data, true));
+            }
+        }
+        let fetched = match self.ops.read_remote(&t.path()).await {
             Ok(data) => Ok((t, data)),
             Err(e) if t.is_full() => Err(e),
             Err(e) => match self.ops.read_remote(&full.path()).await {
                 Ok(data) => Ok((full, data)),
                 Err(_) => Err(e),
             },
-        }
+        };
+        fetched.map(|(tile, data)| (tile, data, false))
     }
 
     /// Writes the authenticated full tiles to the cache (partial tiles are
@@ -738,8 +808,9 @@ impl Client {
         // t.w) and its parents up to the signed tree hash.
         let level = u32::try_from(t.l).unwrap_or(0) * t.h;
         let index = stored_hash_index(level, (t.n << t.h) + i64::from(t.w) - 1);
-        let tiles = self.fetch_tiles(tree, &[index]).await?;
-        TileHashReader::new(tree, &tiles).read_hashes(&[index])?;
+        let (_, tiles) = self
+            .read_tiles(tree, &[index], |r| r.read_hashes(&[index]))
+            .await?;
         let saved = tiles.take_saved();
         let want = t.w as usize * super::tlog::HASH_SIZE;
         let data = saved

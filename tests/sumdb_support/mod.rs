@@ -99,6 +99,10 @@ impl ClientOps for DirOps {
             .insert(file.to_string(), data.to_vec());
         Ok(())
     }
+    async fn delete_cache(&self, file: &str) -> Result<(), ClientError> {
+        self.cache.lock().unwrap().remove(file);
+        Ok(())
+    }
     async fn security_error(&self, evidence: &ForkEvidence) {
         self.security.lock().unwrap().push(evidence.clone());
     }
