@@ -206,6 +206,9 @@ impl Store for FullStore {
     async fn entries(&self, prefix: &str) -> StoreResult<Vec<Entry>> {
         self.inner.entries(prefix).await
     }
+    async fn totals(&self) -> StoreResult<(u64, u64)> {
+        self.inner.totals().await
+    }
     async fn meta_get(&self, ns: Meta, key: &str) -> StoreResult<Option<Vec<u8>>> {
         self.inner.meta_get(ns, key).await
     }

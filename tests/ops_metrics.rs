@@ -193,10 +193,16 @@ fn metrics_count_real_traffic() {
     assert_eq!(get(&m, r#"modgate_sumdb_forked{sumdb="refsum.test"}"#), 0.0);
     assert_eq!(get(&m, "modgate_inflight_fetches"), 0.0);
 
-    // Restarted on the same store, the gauges are counted from the index.
+    // Restarted on the same store, the gauges are counted from the index (in
+    // the background, so start-up does not wait for a walk of the index).
     drop(mg);
     let mg = Modgate::start(test_config(dir.path(), &up.url, &up.gosumdb()));
-    let m = scrape(&mg);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut m = scrape(&mg);
+    while get(&m, "modgate_store_objects") != 3.0 * n && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        m = scrape(&mg);
+    }
     assert_eq!(get(&m, "modgate_store_objects"), 3.0 * n);
     assert_eq!(get(&m, "modgate_store_bytes"), bytes as f64);
 }

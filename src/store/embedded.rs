@@ -56,6 +56,9 @@ pub struct EmbeddedStore {
 /// Blobs smaller than this are read whole, hashed, and kept in memory.
 pub const SMALL_BLOB: u64 = 64 * 1024;
 
+/// Bytes of index pages sled keeps in memory.
+const INDEX_CACHE_BYTES: u64 = 32 << 20;
+
 /// Default bytes of small blobs kept in memory (`[cache] memory_mib`).
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
 
@@ -245,6 +248,9 @@ impl EmbeddedStore {
         }
         let db = sled::Config::new()
             .path(root.join("index"))
+            // sled's default page cache is 1 GiB: bound it, so walking a large
+            // index (totals, `cache ls`) cannot grow the process that far.
+            .cache_capacity(INDEX_CACHE_BYTES)
             .open()
             .map_err(index_err)?;
         let index = db.open_tree("artifacts").map_err(index_err)?;
@@ -539,6 +545,27 @@ impl Store for EmbeddedStore {
             out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Index(e.to_string()))?);
         }
         Ok(out)
+    }
+
+    async fn totals(&self) -> StoreResult<(u64, u64)> {
+        /// The one field needed of an entry (serde skips the rest).
+        #[derive(serde::Deserialize)]
+        struct Size {
+            size: u64,
+        }
+        let index = self.index.clone();
+        blocking(move || {
+            let (mut n, mut bytes) = (0u64, 0u64);
+            for item in index.iter() {
+                let (_, v) = item.map_err(index_err)?;
+                let e: Size =
+                    serde_json::from_slice(&v).map_err(|e| StoreError::Index(e.to_string()))?;
+                n += 1;
+                bytes += e.size;
+            }
+            Ok((n, bytes))
+        })
+        .await?
     }
 
     async fn meta_get(&self, ns: Meta, key: &str) -> StoreResult<Option<Vec<u8>>> {
