@@ -471,8 +471,11 @@ end
         for n in sizes:
             dd = os.path.join(self.work, f"data-scale-{n}")
             shutil.rmtree(dd, ignore_errors=True)
-            pop = json.loads(subprocess.run([self.helper, "populate", dd, str(n)], capture_output=True,
-                                            text=True, check=True, timeout=1800).stdout)
+            r = subprocess.run([self.helper, "populate", dd, str(n)], capture_output=True,
+                               text=True, timeout=1800)
+            if r.returncode != 0:
+                raise RuntimeError(f"helper populate {n} failed:\n{r.stderr}")
+            pop = json.loads(r.stdout)
             du = subprocess.run(["du", "-sm", dd], capture_output=True, text=True).stdout.split()[0]
             starts = []
             for i in range(3):
