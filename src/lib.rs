@@ -18,7 +18,8 @@
 //!   ([`flight`]); verified lookups and list/@latest live beside it.
 //! - [`upstream`]: the shared HTTP client, GOPROXY-list semantics, limits, timeouts.
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
-//! - [`store`]: the `Store` trait and the embedded store (sled index + blob files).
+//! - [`store`]: the `Store` trait, the embedded store (sled index + blob files, proven
+//!   small blobs in memory), and streaming a blob to a client ([`store::stream`]).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
 //! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust` and `prefetch` commands.
 //! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run.
