@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{Config, ConfigError};
@@ -167,14 +166,14 @@ impl Upstream {
         Err(last)
     }
 
-    /// Streams a large file (a zip) into `file` through the list, hashing it
-    /// as it arrives. Returns its size and lower-case hex SHA-256.
+    /// Streams a large file (a zip) into `file` through the list. Returns its
+    /// size. The bytes are written, not yet synced.
     pub async fn download(
         &self,
         path: &str,
         max: u64,
         file: &mut tokio::fs::File,
-    ) -> Result<(u64, String), UpstreamError> {
+    ) -> Result<u64, UpstreamError> {
         let mut last = UpstreamError::Off;
         for (i, p) in self.proxies.iter().enumerate() {
             if i > 0 {
@@ -232,10 +231,10 @@ impl Upstream {
         url: &str,
         max: u64,
         file: &mut tokio::fs::File,
-    ) -> Result<(u64, String), UpstreamError> {
+    ) -> Result<u64, UpstreamError> {
         let start = Instant::now();
         let r = self.download_url_uncounted(url, max, file).await;
-        let bytes = r.as_ref().map_or(0, |(n, _)| *n);
+        let bytes = r.as_ref().map_or(0, |n| *n);
         self.metrics
             .upstream("download", upstream_outcome(&r), start.elapsed(), bytes);
         r
@@ -246,7 +245,7 @@ impl Upstream {
         url: &str,
         max: u64,
         file: &mut tokio::fs::File,
-    ) -> Result<(u64, String), UpstreamError> {
+    ) -> Result<u64, UpstreamError> {
         let mut resp = tokio::time::timeout(self.request_timeout, self.send(url))
             .await
             .unwrap_or_else(|_| Err(UpstreamError::Timeout { url: url.into() }))?;
@@ -257,7 +256,6 @@ impl Upstream {
                 limit: max,
             });
         }
-        let mut hasher = Sha256::new();
         let mut got: u64 = 0;
         // Every write to a tokio File is a blocking-pool trip; body chunks are a few KiB,
         // so buffer a MiB per trip (BENCHMARKS.md, miss pipeline).
@@ -277,13 +275,12 @@ impl Upstream {
                     limit: max,
                 });
             }
-            hasher.update(&chunk);
             out.write_all(&chunk).await.map_err(spool_err)?;
         }
         check_length(url, got, want)?;
         // Written, not yet synced: the pipeline syncs while it verifies.
         out.flush().await.map_err(spool_err)?;
-        Ok((got, hex::encode(hasher.finalize())))
+        Ok(got)
     }
 
     async fn send(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {

@@ -218,7 +218,7 @@ impl Pipeline {
         // Stream to a spool file; the Spool guard deletes it on any early return.
         let (path, mut file) = self.store.spool_file().await?;
         let mut spool = Spool::new(path, String::new(), 0);
-        let (size, digest) = self
+        let size = self
             .upstream
             .download(
                 &mv.artifact_path(Kind::Zip),
@@ -229,7 +229,6 @@ impl Pipeline {
             .map_err(|e| upstream_error(mv, Kind::Zip, e))?;
         drop(file);
         spool.size = size;
-        spool.digest = digest;
 
         // Zip rules and h1 in one streaming pass, off the async runtime.
         let (p, m, v) = (
@@ -247,9 +246,11 @@ impl Pipeline {
         let check = tokio::task::spawn_blocking(move || {
             modzip::check_zip_with_limits(&p, &m, &v, Some(&go_mod), &limits)
         });
-        // The spool's fsync (waiting on the disk) overlaps the check (CPU); both
-        // finish before anything is committed.
-        let (synced, checked) = tokio::join!(spool.sync(), check);
+        // Three things at once, all finished before anything is committed: the
+        // spool's fsync (waiting on the disk), its SHA-256 (the content address)
+        // and the check (one core each; hashing while downloading instead made a
+        // fast upstream wait on the hash, BENCHMARKS.md).
+        let (synced, digest, checked) = tokio::join!(spool.sync(), spool.sha256(), check);
         let checked = checked
             .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
             .map_err(|e| {
@@ -272,6 +273,7 @@ impl Pipeline {
                 ),
             ));
         }
+        spool.digest = digest?;
         let entry = Entry {
             module: mv.path().to_string(),
             version: mv.version().to_string(),

@@ -84,6 +84,30 @@ impl Spool {
             })
     }
 
+    /// The file's SHA-256 (lower-case hex): its content address.
+    pub async fn sha256(&self) -> StoreResult<String> {
+        use sha2::Digest;
+        use std::io::Read;
+        let path = self.path.clone();
+        let hashed = tokio::task::spawn_blocking(move || {
+            let mut f = std::fs::File::open(&path)?;
+            let mut h = sha2::Sha256::new();
+            let mut buf = vec![0u8; 256 << 10];
+            loop {
+                match f.read(&mut buf)? {
+                    0 => return Ok(hex::encode(h.finalize())),
+                    n => h.update(&buf[..n]),
+                }
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Index(format!("spool hash task: {e}")))?;
+        hashed.map_err(|source: std::io::Error| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Marks the file as moved away, so drop leaves it alone.
     pub fn mark_committed(&mut self) {
         self.committed = true;
