@@ -144,7 +144,7 @@ class Bench:
 
     def start_refupstream(self):
         log(f"starting refupstream -gen {self.gen} -big {','.join(map(str, self.big))} ...")
-        p = self.spawn("refupstream", [self.refup_bin, "-gen", str(self.gen),
+        p = self.spawn("refupstream", [self.refup_bin, "-gen", str(self.gen), "-gen-files", "20",
                                        "-big", ",".join(map(str, self.big))], stdout=subprocess.PIPE)
         kv = {}
         while len(kv) < 3:
@@ -215,7 +215,7 @@ http {{
     def modules(self):
         mods = json.loads(http_get(self.up_url + "/_control/modules"))
         return [(m["path"], m["version"]) for m in mods
-                if m["path"].startswith(("example.com/gen/", "example.com/big/"))]
+                if m["path"].startswith(("example.com/gen/", "example.com/genreal/", "example.com/big/"))]
 
     def warm(self, mg, static):
         """Fetches every artifact through modgate (a verified miss each), writes the bytes
@@ -338,9 +338,24 @@ end
                 "GONOSUMDB": "", "GOPRIVATE": "", "GONOPROXY": "", "GO111MODULE": "on",
                 "GOTOOLCHAIN": "local", "GOENV": "off"}
 
+    # The two generated graphs of the whole-client run: same shape (module i
+    # requires i-1 and i/2), different module sizes.
+    GRAPHS = [
+        ("tiny modules (2 files, ~0.5 KB zip): per-request overhead at its largest share",
+         "example.com/gen"),
+        ("real-sized modules (22 files, ~40 KB zip; the 26 real 2020 zips: median 22 files, 35 KB)",
+         "example.com/genreal"),
+    ]
+
     def sec_client(self, mg, ng, static):
-        last = f"example.com/gen/m{self.gen - 1:04d}"
-        d = os.path.join(self.work, "client")
+        self.results["client"] = {}
+        for title, prefix in self.GRAPHS:
+            self.client_graph(mg, ng, static, title, prefix)
+
+    def client_graph(self, mg, ng, static, title, prefix):
+        last = f"{prefix}/m{self.gen - 1:04d}"
+        tag = prefix.rsplit("/", 1)[1]
+        d = os.path.join(self.work, f"client-{tag}")
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "go.mod"), "w") as f:
             # go 1.16: an unpruned graph, so `all` is every module of the generated graph.
@@ -373,15 +388,15 @@ end
                     raise RuntimeError(f"go mod download via {k} failed:\n{r.stderr}\n{r.stdout[-2000:]}")
                 count = r.stdout.count('"Path"')
                 times[k].append(t)
-                log(f"  go mod download all via {k}: {t:.2f}s ({count} modules)")
+                log(f"  go mod download all ({tag}) via {k}: {t:.2f}s ({count} modules)")
                 shutil.rmtree(mc, ignore_errors=True)
         base = statistics.median(times[proxies[0][0]])
         n = statistics.median(times["nginx"])
         m = statistics.median(times["modgate"])
-        self.results["client"] = {"modules": count, "file_s": times[proxies[0][0]],
-                                  "nginx_s": times["nginx"], "modgate_s": times["modgate"]}
-        self.md += [f"### Whole client: `go mod download all`, {count} modules, fresh GOMODCACHE, "
-                    f"median of {reps} alternating runs\n",
+        self.results["client"][tag] = {"modules": count, "file_s": times[proxies[0][0]],
+                                       "nginx_s": times["nginx"], "modgate_s": times["modgate"]}
+        self.md += [f"### Whole client, {title}: `go mod download all`, {count} modules, "
+                    f"fresh GOMODCACHE, median of {reps} alternating runs\n",
                     "| GOPROXY | seconds | ratio to `file://` | ratio to nginx |", "|---|---:|---:|---:|",
                     f"| `file://` same tree (baseline) | {base:.2f} | 1.00× | |",
                     f"| nginx, same tree | {n:.2f} | {n / base:.2f}× | 1.00× |",

@@ -39,6 +39,7 @@ func main() {
 	staticSumdb := flag.String("static-sumdb", "", "serve this checksum database directory (latest, lookup/, tile/) as static files")
 	staticVkey := flag.String("static-vkey", "", "verifier key to print as VKEY when -static-sumdb is used")
 	gen := flag.Int("gen", 0, "add N generated modules example.com/gen/mNNNN forming a dependency graph")
+	genFiles := flag.Int("gen-files", 0, "with -gen: also add the graph example.com/genreal/mNNNN whose modules carry this many extra ~6 KB source files")
 	big := flag.String("big", "", "comma-separated sizes in MiB: add example.com/big/mN v1.0.0 with a zip of about N MiB (N <= 500)")
 	flag.Parse()
 	log.SetPrefix("refupstream: ")
@@ -53,8 +54,13 @@ func main() {
 		log.Fatalf("building built-in modules: %v", err)
 	}
 	if *gen > 0 {
-		if err := st.addGenGraph(*gen); err != nil {
+		if err := st.addGenGraph("example.com/gen", *gen, 0); err != nil {
 			log.Fatalf("-gen: %v", err)
+		}
+		if *genFiles > 0 {
+			if err := st.addGenGraph("example.com/genreal", *gen, *genFiles); err != nil {
+				log.Fatalf("-gen-files: %v", err)
+			}
 		}
 	}
 
