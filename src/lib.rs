@@ -22,12 +22,14 @@
 //!   small blobs in memory), and streaming a blob to a client ([`store::stream`]).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
 //! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust` and `prefetch` commands.
-//! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run.
+//! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run;
+//!   [`logfmt`]: the human log line format.
 pub mod admin;
 pub mod config;
 pub mod error;
 pub mod flight;
 pub mod http;
+pub mod logfmt;
 pub mod metrics;
 pub mod module;
 pub mod modzip;

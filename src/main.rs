@@ -260,7 +260,7 @@ fn init_logging(format: &str) {
     if format == "json" {
         builder.json().init();
     } else {
-        builder.init();
+        builder.event_format(modgate::logfmt::Line).init();
     }
 }
 

@@ -62,15 +62,24 @@ impl ModVersion {
     /// Validates an unescaped module path and version.
     pub fn new(path: &str, version: &str) -> Result<ModVersion, ParseError> {
         module::check(path, version).map_err(|e| ParseError::BadRequest(e.to_string()))?;
-        if module::canonical_version(version) != version {
+        Self::canonical(path.to_string(), version.to_string())
+    }
+
+    /// Like [`ModVersion::new`] for a path already checked as a [`ModPath`]
+    /// (the request path: its module path is not checked twice).
+    pub fn with_path(path: ModPath, version: String) -> Result<ModVersion, ParseError> {
+        module::check_version_for_path(path.as_str(), &version)
+            .map_err(|e| ParseError::BadRequest(e.to_string()))?;
+        Self::canonical(path.0, version)
+    }
+
+    fn canonical(path: String, version: String) -> Result<ModVersion, ParseError> {
+        if module::canonical_version(&version) != version {
             return Err(ParseError::BadRequest(format!(
                 "{path}@{version}: version is not canonical"
             )));
         }
-        Ok(ModVersion {
-            path: path.to_string(),
-            version: version.to_string(),
-        })
+        Ok(ModVersion { path, version })
     }
 
     pub fn path(&self) -> &str {
@@ -216,7 +225,7 @@ pub fn parse(raw_path: &str) -> Result<Request, ParseError> {
                 ))),
             };
         }
-        let mv = ModVersion::new(module.as_str(), &version)?;
+        let mv = ModVersion::with_path(module, version)?;
         return Ok(Request::Artifact(mv, kind));
     }
     if let Some(esc_mod) = path.strip_suffix("/@latest") {
@@ -228,8 +237,9 @@ pub fn parse(raw_path: &str) -> Result<Request, ParseError> {
 }
 
 fn decode_path(escaped: &str) -> Result<ModPath, ParseError> {
+    // `unescape_path` checks the decoded path as a module path, as `ModPath::new` would.
     let path = module::unescape_path(escaped).map_err(|e| ParseError::BadRequest(e.to_string()))?;
-    ModPath::new(&path)
+    Ok(ModPath(path))
 }
 
 fn parse_sumdb(rest: &str) -> Result<Request, ParseError> {

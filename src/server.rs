@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_io_timeout::TimeoutStream;
 
 use crate::config::Config;
-use crate::http::{AppState, app};
+use crate::http::{AppState, ClientAddr, app};
 use crate::pipeline::Pipeline;
 use crate::store::{EmbeddedStore, Store};
 use crate::sumdb::client::Client;
@@ -153,7 +153,14 @@ pub async fn run(
         let mut io = TimeoutStream::new(tcp);
         io.set_write_timeout(Some(stall));
         let io = Box::pin(io);
-        let service = TowerToHyperService::new(router.clone());
+        // Each request carries its connection's peer address (for the access log).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                req
+            },
+        ));
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
             let result = match tls {

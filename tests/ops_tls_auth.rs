@@ -361,6 +361,13 @@ fn credentials_never_reach_the_logs_and_access_lines_carry_fields() {
     // reqwest is built without a default crypto provider (see upstream.rs).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let c = reqwest::Client::new();
+    // As if through a load balancer: the header is recorded, not trusted.
+    let mut xff = reqwest::header::HeaderMap::new();
+    xff.insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+    let cx = reqwest::Client::builder()
+        .default_headers(xff)
+        .build()
+        .unwrap();
     let zip = format!("{url}/example.com/hello/@v/v1.0.0.zip");
     let wrong_pw = "pw-WRONG-7e1d";
     let wrong_tok = "tok-WRONG-5a9f";
@@ -368,7 +375,7 @@ fn credentials_never_reach_the_logs_and_access_lines_carry_fields() {
         request(&c, &zip, Some(&basic("ci", wrong_pw))),
         request(&c, &zip, Some(&format!("Bearer {wrong_tok}"))),
         request(&c, &zip, Some(&basic("ci", PASSWORD))),
-        request(&c, &zip, Some(&format!("Bearer {TOKEN}"))),
+        request(&cx, &zip, Some(&format!("Bearer {TOKEN}"))),
     ];
     let statuses: Vec<u16> = results.iter().map(|r| r.as_ref().unwrap().0).collect();
     assert_eq!(statuses, [401, 401, 200, 200]);
@@ -406,4 +413,18 @@ fn credentials_never_reach_the_logs_and_access_lines_carry_fields() {
     assert_eq!(f["kind"], "zip");
     assert_eq!(f["cache"], "miss");
     assert_eq!(served[1]["fields"]["cache"], "hit");
+    // Who fetched it: the peer, any forwarded-for, and the user (a token by
+    // its place in auth.bearer_sha256, never by its value or digest).
+    assert_eq!(f["client"], "127.0.0.1");
+    assert_eq!(f["user"], "ci");
+    assert!(f.get("forwarded_for").is_none(), "{f}");
+    let g = &served[1]["fields"];
+    assert_eq!(g["client"], "127.0.0.1");
+    assert_eq!(g["user"], "bearer[0]");
+    assert_eq!(g["forwarded_for"], "203.0.113.7");
+    assert!(
+        security
+            .iter()
+            .all(|l| l["fields"]["client"] == "127.0.0.1")
+    );
 }

@@ -17,8 +17,14 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::ClientAddr;
 use crate::config::AuthConfig;
 use crate::error::Error;
+
+/// Who a request authenticated as (a basic-auth user name, or `bearer[i]`
+/// for the i-th token of `auth.bearer_sha256`), for the access log.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub String);
 
 /// Paths answered without credentials, so orchestrators can probe.
 const EXEMPT: &[&str] = &["/healthz", "/readyz"];
@@ -81,15 +87,17 @@ impl Auth {
         let rest = rest.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
             let got: Digest32 = Sha256::digest(rest.as_bytes()).into();
-            // Compare against every token, without stopping early.
-            let ok = self
-                .bearer
-                .iter()
-                .fold(subtle::Choice::from(0), |acc, want| acc | want.ct_eq(&got));
-            return if bool::from(ok) {
-                Ok("bearer".into())
-            } else {
-                Err("bearer token not accepted")
+            // Compare against every token, without stopping early. The
+            // token is named by its place in `auth.bearer_sha256`.
+            let mut matched = None;
+            for (i, want) in self.bearer.iter().enumerate() {
+                if bool::from(want.ct_eq(&got)) && matched.is_none() {
+                    matched = Some(i);
+                }
+            }
+            return match matched {
+                Some(i) => Ok(format!("bearer[{i}]")),
+                None => Err("bearer token not accepted"),
             };
         }
         if scheme.eq_ignore_ascii_case("basic") {
@@ -130,15 +138,19 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
     };
     match verdict {
         Ok(who) => {
-            tracing::debug!(user = %who, "authenticated");
-            next.run(req).await
+            // The access log line (outside this layer) names who it was.
+            let mut resp = next.run(req).await;
+            resp.extensions_mut().insert(AuthUser(who));
+            resp
         }
         Err(why) => {
             // Missing credentials are routine (a client's first try); wrong
             // ones are worth a security event. Neither logs the secret.
             if why != "no credentials" {
+                let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
                 tracing::warn!(target: "modgate::security", path = %req.uri().path(),
-                    reason = why, "authentication failed");
+                    client = client.map(tracing::field::display), reason = why,
+                    "authentication failed");
             }
             Error::Unauthorized(why.to_string()).into_response()
         }
@@ -167,7 +179,7 @@ mod tests {
         c.basic_sha256.insert("alice".into(), hex_sha("pa:ss"));
         let a = Auth::from_config(&c).unwrap();
         assert!(a.enabled());
-        assert!(a.check("Bearer tok-1").is_ok());
+        assert_eq!(a.check("Bearer tok-1").unwrap(), "bearer[0]");
         assert!(a.check("bearer tok-1").is_ok());
         assert!(a.check("Bearer tok-2").is_err());
         assert_eq!(a.check(&basic("alice", "pa:ss")).unwrap(), "alice");

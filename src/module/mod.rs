@@ -19,6 +19,6 @@ pub use pseudo::{
     pseudo_version_rev, pseudo_version_time, zero_pseudo_version,
 };
 pub use version::{
-    ModuleError, VersionError, VersionReason, canonical_version, check, escape_version,
-    unescape_version,
+    ModuleError, VersionError, VersionReason, canonical_version, check, check_version_for_path,
+    escape_version, unescape_version,
 };

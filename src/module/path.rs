@@ -202,15 +202,20 @@ pub(crate) fn check_elem(elem: &str, rules: Rules) -> Result<(), PathReason> {
     if elem.ends_with('.') {
         return Err(PathReason::TrailingDot);
     }
-    if let Some(c) = elem.chars().find(|&c| !rules.allows(c)) {
+    // Most elements are plain ASCII letters and digits, allowed by every
+    // rule set: only the others need the per-character rules.
+    if !elem.bytes().all(|b| b.is_ascii_alphanumeric())
+        && let Some(c) = elem.chars().find(|&c| !rules.allows(c))
+    {
         return Err(PathReason::InvalidChar(c));
     }
 
-    // Windows reserves some names, whatever the extension.
+    // Windows reserves some names (all of 3 or 4 letters), whatever the extension.
     let short = elem.split('.').next().unwrap_or_default();
-    if BAD_WINDOWS_NAMES
-        .iter()
-        .any(|bad| bad.eq_ignore_ascii_case(short))
+    if matches!(short.len(), 3 | 4)
+        && BAD_WINDOWS_NAMES
+            .iter()
+            .any(|bad| bad.eq_ignore_ascii_case(short))
     {
         return Err(PathReason::WindowsReserved(short.to_string()));
     }

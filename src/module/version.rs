@@ -90,6 +90,11 @@ pub enum ModuleError {
 /// with [`canonical_version`] where a canonical version is required.
 pub fn check(path: &str, version: &str) -> Result<(), ModuleError> {
     check_path(path)?;
+    check_version_for_path(path, version)
+}
+
+/// The version half of [`check`], for a path that [`check_path`] accepted.
+pub fn check_version_for_path(path: &str, version: &str) -> Result<(), ModuleError> {
     let version_err = |source| ModuleError::Version {
         path: path.to_string(),
         source,

@@ -50,6 +50,34 @@ pub struct EmbeddedStore {
     /// One lock per large blob being hashed on a first read, so concurrent
     /// first readers wait for one hash instead of each doing their own.
     proving: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Decoded index entries by key, so a hit skips sled and the JSON decode.
+    entries: quick_cache::sync::Cache<String, Entry, EntryWeight>,
+    /// Bumped (under this lock) with every index write, which also drops the
+    /// key from `entries`: a reader caches what it read only if no write came
+    /// in between, so the cache never keeps an entry the index no longer has.
+    index_gen: Mutex<u64>,
+}
+
+/// Bytes of decoded index entries kept in memory (~20k entries).
+const ENTRY_CACHE_BYTES: u64 = 8 << 20;
+
+/// Weighs the entry cache by the bytes an entry holds, roughly.
+#[derive(Clone)]
+struct EntryWeight;
+
+impl quick_cache::Weighter<String, Entry> for EntryWeight {
+    fn weight(&self, key: &String, e: &Entry) -> u64 {
+        let v = &e.verification;
+        (key.len()
+            + e.module.len()
+            + e.version.len()
+            + e.kind.len()
+            + e.digest.len()
+            + v.h1.len()
+            + v.sumdb.len()
+            + v.tree_hash.len()
+            + 256) as u64
+    }
 }
 
 /// Blobs smaller than this are read whole, hashed, and kept in memory.
@@ -265,7 +293,20 @@ impl EmbeddedStore {
                 BlobWeight,
             ),
             proving: Mutex::default(),
+            entries: quick_cache::sync::Cache::with_weighter(
+                (ENTRY_CACHE_BYTES / 400) as usize,
+                ENTRY_CACHE_BYTES,
+                EntryWeight,
+            ),
+            index_gen: Mutex::new(0),
         })
+    }
+
+    /// Records that the index entry under `key` changed (call after the write).
+    fn index_written(&self, key: &str) {
+        let mut generation = self.index_gen.lock().unwrap_or_else(|e| e.into_inner());
+        *generation += 1;
+        self.entries.remove(key);
     }
 
     pub fn root(&self) -> &Path {
@@ -302,9 +343,10 @@ impl EmbeddedStore {
         let kind = Kind::parse(&entry.kind)
             .ok_or_else(|| StoreError::Index(format!("bad kind {}", entry.kind)))?;
         let value = serde_json::to_vec(entry).map_err(|e| StoreError::Index(e.to_string()))?;
-        self.index
-            .insert(artifact_key(&mv, kind), value)
-            .map_err(index_err)?;
+        let key = artifact_key(&mv, kind);
+        let written = self.index.insert(key.as_bytes(), value).map_err(index_err);
+        self.index_written(&key);
+        written?;
         self.flush().await?;
         Ok(())
     }
@@ -408,10 +450,12 @@ impl EmbeddedStore {
                 && serde_json::from_slice::<Entry>(&cur).is_ok_and(|c| c.digest == entry.digest)
             {
                 // Only if unchanged: a concurrent re-fetch may have replaced it.
-                let _ = self
+                let swapped = self
                     .index
                     .compare_and_swap(&key, Some(cur), None::<&[u8]>)
-                    .map_err(index_err)?;
+                    .map_err(index_err);
+                self.index_written(&key);
+                let _ = swapped?;
                 self.flush().await?;
             }
         }
@@ -437,12 +481,21 @@ impl Store for EmbeddedStore {
     }
 
     async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>> {
-        match self.index.get(artifact_key(mv, kind)).map_err(index_err)? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| StoreError::Index(format!("entry for {mv} {}: {e}", kind.ext()))),
+        let key = artifact_key(mv, kind);
+        if let Some(e) = self.entries.get(&key) {
+            return Ok(Some(e));
         }
+        let generation = *self.index_gen.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(v) = self.index.get(key.as_bytes()).map_err(index_err)? else {
+            return Ok(None);
+        };
+        let e: Entry = serde_json::from_slice(&v)
+            .map_err(|e| StoreError::Index(format!("entry for {mv} {}: {e}", kind.ext())))?;
+        let now = self.index_gen.lock().unwrap_or_else(|e| e.into_inner());
+        if *now == generation {
+            self.entries.insert(key, e.clone());
+        }
+        Ok(Some(e))
     }
 
     async fn open(&self, entry: &Entry) -> StoreResult<Blob> {
@@ -529,10 +582,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
-        let old = self
-            .index
-            .remove(artifact_key(mv, kind))
-            .map_err(index_err)?;
+        let key = artifact_key(mv, kind);
+        let old = self.index.remove(key.as_bytes()).map_err(index_err);
+        self.index_written(&key);
+        let old = old?;
         self.flush().await?;
         Ok(old.is_some())
     }
@@ -662,6 +715,43 @@ mod tests {
         f.seek(SeekFrom::Start(at)).unwrap();
         f.write_all(&[b[0] ^ 0x55]).unwrap();
         f.sync_all().unwrap();
+    }
+
+    #[tokio::test]
+    async fn cached_entries_follow_every_index_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open_with_memory(dir.path(), 0).unwrap();
+        let mv = ModVersion::new("example.com/m", "v1.0.0").unwrap();
+        let one = b"module example.com/m\n".to_vec();
+        let two = b"module example.com/m\n\ngo 1.21\n".to_vec();
+
+        // Read twice: the second answer comes from the entry cache.
+        let e1 = store
+            .commit_bytes(&one, entry(&one, "v1.0.0", Kind::Mod))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), Some(e1.clone()));
+        }
+        // Replaced (a re-fetch): the new entry, not the cached one.
+        let e2 = store
+            .commit_bytes(&two, entry(&two, "v1.0.0", Kind::Mod))
+            .await
+            .unwrap();
+        assert_ne!(e1.digest, e2.digest);
+        assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), Some(e2.clone()));
+        // Removed (`cache rm`, a corrupt blob): gone at once.
+        assert!(store.remove(&mv, Kind::Mod).await.unwrap());
+        assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), None);
+        // Quarantined on a failed read: gone at once too.
+        let e3 = store
+            .commit_bytes(&one, entry(&one, "v1.0.0", Kind::Mod))
+            .await
+            .unwrap();
+        assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), Some(e3.clone()));
+        flip(&store.blob_path(&e3.digest).unwrap(), 2);
+        assert!(read_all(&store, &e3).await.is_err());
+        assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), None);
     }
 
     #[tokio::test]
