@@ -258,7 +258,7 @@ fn init_logging(format: &str) {
         // Colour codes only for a terminal: not in log files (and cheaper per line).
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if format == "json" {
-        builder.json().init();
+        builder.event_format(modgate::logfmt::Json).init();
     } else {
         builder.event_format(modgate::logfmt::Line).init();
     }
