@@ -1,7 +1,7 @@
 //! The two log line formats, written straight into the line buffer:
 //!
 //! - [`Line`] (text): `<RFC 3339 UTC time> <LEVEL> <target>: <message> k=v ...`
-//! - [`Json`]: `{"timestamp":…,"level":…,"fields":{"message":…,…},"target":…}`
+//! - [`Json`]: one JSON object per line, `{"timestamp", "level", "fields": {"message", …}, "target"}`
 //!
 //! They are the lines tracing-subscriber's own default and JSON formats
 //! write for modgate's events (modgate opens no spans), minus their
