@@ -41,6 +41,10 @@ pub struct EmbeddedStore {
     root: PathBuf,
     db: sled::Db,
     index: sled::Tree,
+    /// The number of index entries and the bytes they name, kept under
+    /// [`TOTALS_KEY`] and changed in the same sled transaction as every index
+    /// write, so start-up reads two numbers instead of walking the index.
+    totals: sled::Tree,
     /// Large blobs this process hashed and found intact, with the file
     /// identity they had then (digest → stamp).
     verified: Arc<Mutex<HashMap<String, FileStamp>>>,
@@ -256,6 +260,87 @@ fn index_err(e: sled::Error) -> StoreError {
     StoreError::Index(e.to_string())
 }
 
+/// Key of the one value in the `artifact_totals` tree.
+const TOTALS_KEY: &[u8] = b"totals";
+
+fn encode_totals(n: u64, bytes: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&n.to_be_bytes());
+    out[8..].copy_from_slice(&bytes.to_be_bytes());
+    out
+}
+
+fn decode_totals(v: &[u8]) -> Option<(u64, u64)> {
+    let n = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let bytes = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
+    Some((n, bytes))
+}
+
+/// The size an encoded index entry names (0 if it cannot be read).
+fn entry_size(v: &[u8]) -> u64 {
+    /// The one field needed of an entry (serde skips the rest).
+    #[derive(serde::Deserialize)]
+    struct Size {
+        size: u64,
+    }
+    serde_json::from_slice::<Size>(v).map_or(0, |s| s.size)
+}
+
+/// Counts the index entries and their bytes by reading every one.
+fn walk_totals(index: &sled::Tree) -> StoreResult<(u64, u64)> {
+    let (mut n, mut bytes) = (0u64, 0u64);
+    for item in index.iter() {
+        let (_, v) = item.map_err(index_err)?;
+        n += 1;
+        bytes += entry_size(&v);
+    }
+    Ok((n, bytes))
+}
+
+/// One change to the index, applied with the matching change to the totals
+/// in a single sled transaction; returns the entry it replaced or removed.
+enum IndexWrite<'a> {
+    Put(&'a [u8]),
+    Remove,
+    /// Remove only if the current value is exactly this one.
+    RemoveIf(&'a [u8]),
+}
+
+fn write_index(
+    index: &sled::Tree,
+    totals: &sled::Tree,
+    key: &[u8],
+    change: IndexWrite<'_>,
+) -> StoreResult<Option<sled::IVec>> {
+    use sled::Transactional;
+    use sled::transaction::ConflictableTransactionError as Abort;
+    (index, totals)
+        .transaction(|(idx, tot)| {
+            let old = match change {
+                IndexWrite::Put(v) => idx.insert(key, v)?,
+                IndexWrite::Remove => idx.remove(key)?,
+                IndexWrite::RemoveIf(want) => match idx.get(key)? {
+                    Some(cur) if cur.as_ref() == want => idx.remove(key)?,
+                    _ => return Ok(None),
+                },
+            };
+            let (n, bytes) = tot
+                .get(TOTALS_KEY)?
+                .and_then(|v| decode_totals(&v))
+                .ok_or(Abort::Abort("the store totals are missing or malformed"))?;
+            let (old_n, old_bytes) = old.as_ref().map_or((0, 0), |v| (1, entry_size(v)));
+            let (new_n, new_bytes) = match change {
+                IndexWrite::Put(v) => (1, entry_size(v)),
+                _ => (0, 0),
+            };
+            let n = (n + new_n).saturating_sub(old_n);
+            let bytes = (bytes + new_bytes).saturating_sub(old_bytes);
+            tot.insert(TOTALS_KEY, encode_totals(n, bytes).to_vec())?;
+            Ok(old)
+        })
+        .map_err(|e| StoreError::Index(format!("index write: {e:?}")))
+}
+
 impl EmbeddedStore {
     /// Opens (creating if needed) the store under `root`, removing any spool
     /// files a previous process left behind.
@@ -281,10 +366,20 @@ impl EmbeddedStore {
             .open()
             .map_err(index_err)?;
         let index = db.open_tree("artifacts").map_err(index_err)?;
+        let totals = db.open_tree("artifact_totals").map_err(index_err)?;
+        if totals.get(TOTALS_KEY).map_err(index_err)?.is_none() {
+            // A new store, or one written before the totals were kept: count
+            // once (nothing else writes yet: sled holds the directory lock).
+            let (n, bytes) = walk_totals(&index)?;
+            totals
+                .insert(TOTALS_KEY, encode_totals(n, bytes).to_vec())
+                .map_err(index_err)?;
+        }
         Ok(EmbeddedStore {
             root: root.to_owned(),
             db,
             index,
+            totals,
             verified: Arc::default(),
             // quick_cache wants an estimate of the item count: ~2 KiB per `.mod`/`.info`.
             small: quick_cache::sync::Cache::with_weighter(
@@ -344,7 +439,12 @@ impl EmbeddedStore {
             .ok_or_else(|| StoreError::Index(format!("bad kind {}", entry.kind)))?;
         let value = serde_json::to_vec(entry).map_err(|e| StoreError::Index(e.to_string()))?;
         let key = artifact_key(&mv, kind);
-        let written = self.index.insert(key.as_bytes(), value).map_err(index_err);
+        let written = write_index(
+            &self.index,
+            &self.totals,
+            key.as_bytes(),
+            IndexWrite::Put(&value),
+        );
         self.index_written(&key);
         written?;
         self.flush().await?;
@@ -450,12 +550,14 @@ impl EmbeddedStore {
                 && serde_json::from_slice::<Entry>(&cur).is_ok_and(|c| c.digest == entry.digest)
             {
                 // Only if unchanged: a concurrent re-fetch may have replaced it.
-                let swapped = self
-                    .index
-                    .compare_and_swap(&key, Some(cur), None::<&[u8]>)
-                    .map_err(index_err);
+                let removed = write_index(
+                    &self.index,
+                    &self.totals,
+                    key.as_bytes(),
+                    IndexWrite::RemoveIf(&cur),
+                );
                 self.index_written(&key);
-                let _ = swapped?;
+                removed?;
                 self.flush().await?;
             }
         }
@@ -583,7 +685,12 @@ impl Store for EmbeddedStore {
 
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
         let key = artifact_key(mv, kind);
-        let old = self.index.remove(key.as_bytes()).map_err(index_err);
+        let old = write_index(
+            &self.index,
+            &self.totals,
+            key.as_bytes(),
+            IndexWrite::Remove,
+        );
         self.index_written(&key);
         let old = old?;
         self.flush().await?;
@@ -600,24 +707,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn totals(&self) -> StoreResult<(u64, u64)> {
-        /// The one field needed of an entry (serde skips the rest).
-        #[derive(serde::Deserialize)]
-        struct Size {
-            size: u64,
-        }
-        let index = self.index.clone();
-        blocking(move || {
-            let (mut n, mut bytes) = (0u64, 0u64);
-            for item in index.iter() {
-                let (_, v) = item.map_err(index_err)?;
-                let e: Size =
-                    serde_json::from_slice(&v).map_err(|e| StoreError::Index(e.to_string()))?;
-                n += 1;
-                bytes += e.size;
-            }
-            Ok((n, bytes))
-        })
-        .await?
+        let v = self.totals.get(TOTALS_KEY).map_err(index_err)?;
+        v.and_then(|v| decode_totals(&v))
+            .ok_or_else(|| StoreError::Index("the store totals are missing or malformed".into()))
     }
 
     async fn meta_get(&self, ns: Meta, key: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -752,6 +844,59 @@ mod tests {
         flip(&store.blob_path(&e3.digest).unwrap(), 2);
         assert!(read_all(&store, &e3).await.is_err());
         assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn totals_follow_every_index_write_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mv = ModVersion::new("example.com/m", "v1.0.0").unwrap();
+        let one = b"module example.com/m\n".to_vec();
+        let two = b"module example.com/m\n\ngo 1.21\n".to_vec();
+        let zip = vec![7u8; 1000];
+        {
+            let store = EmbeddedStore::open_with_memory(dir.path(), 0).unwrap();
+            assert_eq!(store.totals().await.unwrap(), (0, 0));
+            store
+                .commit_bytes(&one, entry(&one, "v1.0.0", Kind::Mod))
+                .await
+                .unwrap();
+            store
+                .commit_bytes(&zip, entry(&zip, "v1.0.0", Kind::Zip))
+                .await
+                .unwrap();
+            let want = (2, (one.len() + zip.len()) as u64);
+            assert_eq!(store.totals().await.unwrap(), want);
+            // Replacing an entry changes bytes, not the count.
+            let e = store
+                .commit_bytes(&two, entry(&two, "v1.0.0", Kind::Mod))
+                .await
+                .unwrap();
+            let want = (2, (two.len() + zip.len()) as u64);
+            assert_eq!(store.totals().await.unwrap(), want);
+            assert_eq!(walk_totals(&store.index).unwrap(), want);
+            // Quarantine on a failed read.
+            flip(&store.blob_path(&e.digest).unwrap(), 2);
+            assert!(read_all(&store, &e).await.is_err());
+            assert_eq!(store.totals().await.unwrap(), (1, zip.len() as u64));
+            // Removing what is not there changes nothing.
+            assert!(!store.remove(&mv, Kind::Mod).await.unwrap());
+            assert_eq!(store.totals().await.unwrap(), (1, zip.len() as u64));
+        }
+        // Kept across a restart.
+        let store = EmbeddedStore::open_with_memory(dir.path(), 0).unwrap();
+        assert_eq!(store.totals().await.unwrap(), (1, zip.len() as u64));
+        assert!(store.remove(&mv, Kind::Zip).await.unwrap());
+        assert_eq!(store.totals().await.unwrap(), (0, 0));
+        store
+            .commit_bytes(&one, entry(&one, "v1.0.0", Kind::Mod))
+            .await
+            .unwrap();
+        // A store from before the totals were kept is counted once at open.
+        store.totals.clear().unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let store = EmbeddedStore::open_with_memory(dir.path(), 0).unwrap();
+        assert_eq!(store.totals().await.unwrap(), (1, one.len() as u64));
     }
 
     #[tokio::test]
