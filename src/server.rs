@@ -115,7 +115,7 @@ pub async fn run(
     if let Err(e) = sumdb.load().await {
         tracing::error!(sumdb = sumdb.name(), error = %e, "loading checksum database trust state");
     }
-    count_store(&state);
+    count_store(&state).await;
     let cfg = state.pipeline.config();
     let tls = match cfg.tls.enabled() {
         true => Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg.tls)?)),
@@ -198,18 +198,15 @@ pub async fn run(
     Ok(())
 }
 
-/// Adds what is already stored to the store gauges, in the background so
-/// start-up does not grow with the store (commits and removals keep the
-/// gauges current from then on; one landing mid-walk may be counted twice,
-/// until the next start).
-fn count_store(state: &AppState) {
-    let pipeline = state.pipeline.clone();
-    tokio::spawn(async move {
-        match pipeline.store().totals().await {
-            Ok((objects, bytes)) => pipeline.metrics().stored(objects as i64, bytes as i64),
-            Err(e) => tracing::warn!(error = %e, "counting the store for metrics"),
-        }
-    });
+/// Sets the store gauges from the store's totals (two numbers the store keeps
+/// with its index), before the first request; commits and removals keep them
+/// current from then on.
+async fn count_store(state: &AppState) {
+    let pipeline = &state.pipeline;
+    match pipeline.store().totals().await {
+        Ok((objects, bytes)) => pipeline.metrics().stored(objects as i64, bytes as i64),
+        Err(e) => tracing::warn!(error = %e, "counting the store for metrics"),
+    }
 }
 
 /// Loads the certificate chain and key into a rustls config using the ring

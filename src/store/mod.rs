@@ -214,8 +214,8 @@ pub trait Store: Send + Sync {
     /// All entries whose module path starts with `prefix`.
     async fn entries(&self, prefix: &str) -> StoreResult<Vec<Entry>>;
 
-    /// How many artifacts are stored and their total bytes. Walks the index
-    /// (O(n), holding one entry at a time): run it off the request path.
+    /// How many artifacts are stored and their total bytes (kept by the store
+    /// as it writes, so this is cheap).
     async fn totals(&self) -> StoreResult<(u64, u64)>;
 
     async fn meta_get(&self, ns: Meta, key: &str) -> StoreResult<Option<Vec<u8>>>;
