@@ -37,79 +37,10 @@ where
         write_now(&mut w)?;
         let meta = event.metadata();
         write!(w, " {:>5} {}: ", meta.level().as_str(), meta.target())?;
-        let mut v = Fields {
-            w: &mut w,
-            first: true,
-            result: Ok(()),
-        };
+        let mut v = Fields::new(&mut w, false);
         event.record(&mut v);
         v.result?;
         w.write_char('\n')
-    }
-}
-
-/// Writes `message` bare and every other field as ` name=value`: strings
-/// quoted (Debug), `%`-fields as their Display, `?`-fields as their Debug.
-struct Fields<'a, 'w> {
-    w: &'a mut Writer<'w>,
-    first: bool,
-    result: fmt::Result,
-}
-
-impl Fields<'_, '_> {
-    fn sep(&mut self) -> fmt::Result {
-        if std::mem::replace(&mut self.first, false) {
-            Ok(())
-        } else {
-            self.w.write_char(' ')
-        }
-    }
-
-    fn put(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        if self.result.is_err() {
-            return;
-        }
-        self.result = self.sep().and_then(|()| {
-            if field.name() == "message" {
-                self.w.write_fmt(value)
-            } else {
-                write!(self.w, "{}={}", field.name(), value)
-            }
-        });
-    }
-}
-
-impl Visit for Fields<'_, '_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.put(field, format_args!("{value}"));
-        } else {
-            self.put(field, format_args!("{value:?}"));
-        }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, format_args!("{value}"));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, format_args!("{value}"));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, format_args!("{value}"));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, format_args!("{value}"));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, format_args!("{value}"));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, format_args!("{value:?}"));
     }
 }
 
@@ -135,11 +66,7 @@ where
             "\",\"level\":\"{}\",\"fields\":{{",
             meta.level().as_str()
         )?;
-        let mut v = JsonFields {
-            w: &mut w,
-            first: true,
-            result: Ok(()),
-        };
+        let mut v = Fields::new(&mut w, true);
         event.record(&mut v);
         v.result?;
         w.write_str("},\"target\":")?;
@@ -148,62 +75,107 @@ where
     }
 }
 
-/// Writes each field as `"name":value`: numbers and booleans bare (finite
-/// ones; others as strings), everything else as a JSON string.
-struct JsonFields<'a, 'w> {
+/// One field's value, as the two formats tell them apart.
+enum Value<'a> {
+    /// A string field: quoted (Debug) in text, a JSON string in JSON.
+    Str(&'a str),
+    /// A number or boolean: bare in both.
+    Bare(fmt::Arguments<'a>),
+    /// A `%`/`?` field or an error, already turned into text: bare in text,
+    /// a JSON string in JSON.
+    Text(fmt::Arguments<'a>),
+}
+
+/// Writes an event's fields. Text: `message` bare, the others as
+/// ` name=value`. JSON: `"name":value` separated by commas.
+struct Fields<'a, 'w> {
     w: &'a mut Writer<'w>,
+    json: bool,
     first: bool,
     result: fmt::Result,
 }
 
-impl JsonFields<'_, '_> {
-    fn put(&mut self, field: &Field, bare: bool, value: fmt::Arguments<'_>) {
+impl<'a, 'w> Fields<'a, 'w> {
+    fn new(w: &'a mut Writer<'w>, json: bool) -> Self {
+        Fields {
+            w,
+            json,
+            first: true,
+            result: Ok(()),
+        }
+    }
+
+    fn put(&mut self, field: &Field, value: Value<'_>) {
         if self.result.is_err() {
             return;
         }
         let first = std::mem::replace(&mut self.first, false);
-        self.result = (|| {
-            if !first {
-                self.w.write_char(',')?;
-            }
-            json_str(self.w, format_args!("{}", field.name()))?;
-            self.w.write_char(':')?;
-            if bare {
-                self.w.write_fmt(value)
-            } else {
-                json_str(self.w, value)
-            }
-        })();
+        self.result = if self.json {
+            self.put_json(first, field, value)
+        } else {
+            self.put_text(first, field, value)
+        };
+    }
+
+    fn put_text(&mut self, first: bool, field: &Field, value: Value<'_>) -> fmt::Result {
+        if !first {
+            self.w.write_char(' ')?;
+        }
+        let name = field.name();
+        match value {
+            Value::Str(v) if name == "message" => self.w.write_str(v),
+            Value::Bare(v) | Value::Text(v) if name == "message" => self.w.write_fmt(v),
+            Value::Str(v) => write!(self.w, "{name}={v:?}"),
+            Value::Bare(v) | Value::Text(v) => write!(self.w, "{name}={v}"),
+        }
+    }
+
+    fn put_json(&mut self, first: bool, field: &Field, value: Value<'_>) -> fmt::Result {
+        if !first {
+            self.w.write_char(',')?;
+        }
+        json_str(self.w, format_args!("{}", field.name()))?;
+        self.w.write_char(':')?;
+        match value {
+            Value::Str(v) => json_str(self.w, format_args!("{v}")),
+            Value::Bare(v) => self.w.write_fmt(v),
+            Value::Text(v) => json_str(self.w, v),
+        }
     }
 }
 
-impl Visit for JsonFields<'_, '_> {
+impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, false, format_args!("{value}"));
+        self.put(field, Value::Str(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, true, format_args!("{value}"));
+        self.put(field, Value::Bare(format_args!("{value}")));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, true, format_args!("{value}"));
+        self.put(field, Value::Bare(format_args!("{value}")));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, true, format_args!("{value}"));
+        self.put(field, Value::Bare(format_args!("{value}")));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, value.is_finite(), format_args!("{value}"));
+        // JSON has no NaN or infinity: those become strings there.
+        if value.is_finite() {
+            self.put(field, Value::Bare(format_args!("{value}")));
+        } else {
+            self.put(field, Value::Text(format_args!("{value}")));
+        }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, false, format_args!("{value}"));
+        self.put(field, Value::Text(format_args!("{value}")));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, false, format_args!("{value:?}"));
+        self.put(field, Value::Text(format_args!("{value:?}")));
     }
 }
 
