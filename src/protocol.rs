@@ -62,24 +62,27 @@ impl ModVersion {
     /// Validates an unescaped module path and version.
     pub fn new(path: &str, version: &str) -> Result<ModVersion, ParseError> {
         module::check(path, version).map_err(|e| ParseError::BadRequest(e.to_string()))?;
-        Self::canonical(path.to_string(), version.to_string())
-    }
-
-    /// Like [`ModVersion::new`] for a path already checked as a [`ModPath`]
-    /// (the request path: its module path is not checked twice).
-    pub fn with_path(path: ModPath, version: String) -> Result<ModVersion, ParseError> {
-        module::check_version_for_path(path.as_str(), &version)
-            .map_err(|e| ParseError::BadRequest(e.to_string()))?;
-        Self::canonical(path.0, version)
-    }
-
-    fn canonical(path: String, version: String) -> Result<ModVersion, ParseError> {
-        if module::canonical_version(&version) != version {
+        if module::canonical_version(version) != version {
             return Err(ParseError::BadRequest(format!(
                 "{path}@{version}: version is not canonical"
             )));
         }
-        Ok(ModVersion { path, version })
+        Ok(ModVersion {
+            path: path.to_string(),
+            version: version.to_string(),
+        })
+    }
+
+    /// [`ModVersion::new`] for a request path: the module path was checked
+    /// as a [`ModPath`] and `parse` found the version canonical, so only
+    /// what is left is checked (the version against the path's major suffix).
+    fn for_request(path: ModPath, version: String) -> Result<ModVersion, ParseError> {
+        module::check_version_for_path(path.as_str(), &version)
+            .map_err(|e| ParseError::BadRequest(e.to_string()))?;
+        Ok(ModVersion {
+            path: path.0,
+            version,
+        })
     }
 
     pub fn path(&self) -> &str {
@@ -225,7 +228,7 @@ pub fn parse(raw_path: &str) -> Result<Request, ParseError> {
                 ))),
             };
         }
-        let mv = ModVersion::with_path(module, version)?;
+        let mv = ModVersion::for_request(module, version)?;
         return Ok(Request::Artifact(mv, kind));
     }
     if let Some(esc_mod) = path.strip_suffix("/@latest") {
