@@ -306,7 +306,7 @@ enum IndexWrite<'a> {
     RemoveIf(&'a [u8]),
 }
 
-fn write_index(
+fn transact(
     index: &sled::Tree,
     totals: &sled::Tree,
     key: &[u8],
@@ -397,11 +397,15 @@ impl EmbeddedStore {
         })
     }
 
-    /// Records that the index entry under `key` changed (call after the write).
-    fn index_written(&self, key: &str) {
+    /// Changes the index entry under `key` (and the totals with it), then
+    /// drops the key from the entry cache and bumps the generation, so no
+    /// reader caches what it read before the write (also when the write failed).
+    fn write_index(&self, key: &str, change: IndexWrite<'_>) -> StoreResult<Option<sled::IVec>> {
+        let written = transact(&self.index, &self.totals, key.as_bytes(), change);
         let mut generation = self.index_gen.lock().unwrap_or_else(|e| e.into_inner());
         *generation += 1;
         self.entries.remove(key);
+        written
     }
 
     pub fn root(&self) -> &Path {
@@ -439,14 +443,7 @@ impl EmbeddedStore {
             .ok_or_else(|| StoreError::Index(format!("bad kind {}", entry.kind)))?;
         let value = serde_json::to_vec(entry).map_err(|e| StoreError::Index(e.to_string()))?;
         let key = artifact_key(&mv, kind);
-        let written = write_index(
-            &self.index,
-            &self.totals,
-            key.as_bytes(),
-            IndexWrite::Put(&value),
-        );
-        self.index_written(&key);
-        written?;
+        self.write_index(&key, IndexWrite::Put(&value))?;
         self.flush().await?;
         Ok(())
     }
@@ -550,14 +547,7 @@ impl EmbeddedStore {
                 && serde_json::from_slice::<Entry>(&cur).is_ok_and(|c| c.digest == entry.digest)
             {
                 // Only if unchanged: a concurrent re-fetch may have replaced it.
-                let removed = write_index(
-                    &self.index,
-                    &self.totals,
-                    key.as_bytes(),
-                    IndexWrite::RemoveIf(&cur),
-                );
-                self.index_written(&key);
-                removed?;
+                self.write_index(&key, IndexWrite::RemoveIf(&cur))?;
                 self.flush().await?;
             }
         }
@@ -685,14 +675,7 @@ impl Store for EmbeddedStore {
 
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
         let key = artifact_key(mv, kind);
-        let old = write_index(
-            &self.index,
-            &self.totals,
-            key.as_bytes(),
-            IndexWrite::Remove,
-        );
-        self.index_written(&key);
-        let old = old?;
+        let old = self.write_index(&key, IndexWrite::Remove)?;
         self.flush().await?;
         Ok(old.is_some())
     }
