@@ -81,6 +81,18 @@ pub struct Limits {
     pub max_mod_bytes: u64,
     /// Largest `.info`, `list`, `@latest` or sumdb response accepted.
     pub max_meta_bytes: u64,
+    /// Misses (fetch and verify) running at once; more wait in a queue.
+    pub max_misses: usize,
+    /// Misses one client address may have running; more from it queue (0: no limit).
+    pub max_misses_per_client: usize,
+    /// Seconds a miss may wait in the queue before it is answered 503.
+    pub miss_queue_secs: u64,
+    /// `Retry-After` seconds sent with a 503 for load.
+    pub retry_after_secs: u64,
+    /// Bytes all downloads being verified may hold in the spool together.
+    pub max_spool_bytes: u64,
+    /// Client connections open at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 /// Network timeouts towards upstream and the checksum database.
@@ -136,6 +148,12 @@ impl Default for Limits {
             max_zip_bytes: 500 << 20,
             max_mod_bytes: 16 << 20,
             max_meta_bytes: 4 << 20,
+            max_misses: 64,
+            max_misses_per_client: 32,
+            miss_queue_secs: 10,
+            retry_after_secs: 5,
+            max_spool_bytes: 4 << 30,
+            max_connections: 4096,
         }
     }
 }
@@ -292,6 +310,15 @@ mod tests {
             d.cache.immutable_max_age_secs
         );
         assert!(!c.tls.enabled() && !c.auth.enabled());
+        assert_eq!(c.limits.max_misses, d.limits.max_misses);
+        assert_eq!(
+            c.limits.max_misses_per_client,
+            d.limits.max_misses_per_client
+        );
+        assert_eq!(c.limits.miss_queue_secs, d.limits.miss_queue_secs);
+        assert_eq!(c.limits.retry_after_secs, d.limits.retry_after_secs);
+        assert_eq!(c.limits.max_spool_bytes, d.limits.max_spool_bytes);
+        assert_eq!(c.limits.max_connections, d.limits.max_connections);
     }
 
     #[test]

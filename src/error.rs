@@ -48,6 +48,9 @@ pub enum Error {
     /// A bug or an unexpected condition.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A load limit bit (see `crate::limits`): 503 with `Retry-After`.
+    #[error("overloaded, retry later: {reason}")]
+    Overloaded { reason: String, retry_after: u64 },
 }
 
 impl Error {
@@ -63,6 +66,7 @@ impl Error {
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -111,6 +115,10 @@ impl IntoResponse for Error {
         );
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Error::Overloaded { retry_after, .. } = &self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         if matches!(self, Error::Unauthorized(_)) {
             // Basic is what the go command answers (from .netrc); Bearer for tools.
             for challenge in [

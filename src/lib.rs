@@ -16,6 +16,7 @@
 //! - [`protocol`]: GOPROXY request paths parsed into typed requests.
 //! - [`pipeline`]: a cache miss top to bottom — fetch, verify, store — with coalescing
 //!   ([`flight`]); verified lookups and list/@latest live beside it.
+//! - [`limits`]: admission of misses (in all, per client, queue wait) and the spool's byte budget.
 //! - [`upstream`]: the shared HTTP client, GOPROXY-list semantics, limits, timeouts.
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
 //! - [`store`]: the `Store` trait, the embedded store (sled index + blob files, proven
@@ -29,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod flight;
 pub mod http;
+pub mod limits;
 pub mod logfmt;
 pub mod metrics;
 pub mod module;

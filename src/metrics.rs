@@ -38,6 +38,8 @@ pub struct Metrics {
     pub store_bytes: IntGauge,
     /// Distinct misses being fetched and verified right now (each coalesces its waiters).
     pub in_flight: IntGauge,
+    /// Times a load limit bit, by limit (see [`crate::limits`]).
+    pub limit_hits: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -142,6 +144,12 @@ impl Metrics {
                 "modgate_inflight_fetches",
                 "Distinct cache misses being fetched and verified right now.",
             ),
+            limit_hits: counter(
+                &r,
+                "modgate_limit_hits_total",
+                "Times a load limit bit (a miss queued or refused 503, a connection kept waiting), by limit.",
+                &["limit"],
+            ),
             registry: r,
         }
     }
@@ -186,6 +194,11 @@ impl Metrics {
             .inc();
     }
 
+    /// A load limit bit.
+    pub fn limit_hit(&self, limit: &str) {
+        self.limit_hits.with_label_values(&[limit]).inc();
+    }
+
     /// An artifact entered (`+1`) or left (`-1`) the store.
     pub fn stored(&self, objects: i64, bytes: i64) {
         self.store_objects.add(objects);
@@ -205,5 +218,6 @@ pub fn upstream_outcome<T>(r: &Result<T, crate::upstream::UpstreamError>) -> &'s
         Err(E::TooLarge { .. }) => "too_large",
         Err(E::Truncated { .. }) => "truncated",
         Err(E::Spool(..)) => "spool_error",
+        Err(E::SpoolFull(_)) => "spool_full",
     }
 }

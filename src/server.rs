@@ -133,10 +133,30 @@ pub async fn run(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_REQUEST_HEAD as u32);
+    let state_metrics = state.pipeline.metrics().clone();
+    let connections = Arc::new(tokio::sync::Semaphore::new(
+        cfg.limits.max_connections.max(1),
+    ));
     let router = app(state);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let metrics = state_metrics.clone();
     loop {
+        // One permit per open connection: at the limit, new connections wait
+        // in the listen backlog (not accepted, so they cost no descriptor).
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                metrics.limit_hit("connections");
+                tokio::select! {
+                    p = connections.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -163,6 +183,7 @@ pub async fn run(
         ));
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let result = match tls {
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{Config, ConfigError};
+use crate::limits::{SpoolCharge, SpoolFull};
 use crate::metrics::{Metrics, upstream_outcome};
 
 /// What went wrong talking to an upstream server.
@@ -43,6 +44,9 @@ pub enum UpstreamError {
     /// Writing the local spool file failed (the kind tells a full disk apart).
     #[error("writing spool file: {1}")]
     Spool(std::io::ErrorKind, String),
+    /// The spool's byte budget is spent by downloads in progress (load, not a fault).
+    #[error(transparent)]
+    SpoolFull(#[from] SpoolFull),
 }
 
 impl UpstreamError {
@@ -173,6 +177,7 @@ impl Upstream {
         path: &str,
         max: u64,
         file: &mut tokio::fs::File,
+        charge: &mut SpoolCharge,
     ) -> Result<u64, UpstreamError> {
         let mut last = UpstreamError::Off;
         for (i, p) in self.proxies.iter().enumerate() {
@@ -182,8 +187,10 @@ impl Upstream {
                 file.set_len(0).await.map_err(spool_err)?;
                 file.rewind().await.map_err(spool_err)?;
             }
-            match self.download_url(&p.url(path), max, file).await {
+            match self.download_url(&p.url(path), max, file, charge).await {
                 Ok(r) => return Ok(r),
+                // Local load: another proxy would not help.
+                Err(e @ UpstreamError::SpoolFull(_)) => return Err(e),
                 Err(e) if p.moves_on(&e) => last = e,
                 Err(e) => return Err(e),
             }
@@ -231,9 +238,10 @@ impl Upstream {
         url: &str,
         max: u64,
         file: &mut tokio::fs::File,
+        charge: &mut SpoolCharge,
     ) -> Result<u64, UpstreamError> {
         let start = Instant::now();
-        let r = self.download_url_uncounted(url, max, file).await;
+        let r = self.download_url_uncounted(url, max, file, charge).await;
         let bytes = r.as_ref().map_or(0, |n| *n);
         self.metrics
             .upstream("download", upstream_outcome(&r), start.elapsed(), bytes);
@@ -245,6 +253,7 @@ impl Upstream {
         url: &str,
         max: u64,
         file: &mut tokio::fs::File,
+        charge: &mut SpoolCharge,
     ) -> Result<u64, UpstreamError> {
         let mut resp = tokio::time::timeout(self.request_timeout, self.send(url))
             .await
@@ -255,6 +264,11 @@ impl Upstream {
                 url: url.to_string(),
                 limit: max,
             });
+        }
+        // A declared length is charged to the spool's budget up front, so a
+        // download that cannot fit is refused before its first byte.
+        if let Some(n) = want {
+            charge.reserve(n)?;
         }
         let mut got: u64 = 0;
         // Every write to a tokio File is a blocking-pool trip; body chunks are a few KiB,
@@ -275,6 +289,7 @@ impl Upstream {
                     limit: max,
                 });
             }
+            charge.reserve(got)?;
             out.write_all(&chunk).await.map_err(spool_err)?;
         }
         check_length(url, got, want)?;
@@ -298,15 +313,11 @@ impl Upstream {
         if status == 200 {
             return Ok(resp);
         }
-        // Keep a short excerpt of the body: it often says why.
-        let body = tokio::time::timeout(Duration::from_secs(5), resp.bytes())
+        // Keep a short excerpt of the body: it often says why. Only its first
+        // bytes are read (bounded in size and time), the rest is dropped
+        // with the connection.
+        let body = tokio::time::timeout(Duration::from_secs(5), error_excerpt(resp))
             .await
-            .ok()
-            .and_then(|r| r.ok())
-            .map(|b| {
-                let s = String::from_utf8_lossy(&b[..b.len().min(512)]).into_owned();
-                s.lines().next().unwrap_or("").trim().to_string()
-            })
             .unwrap_or_default();
         let url = url.to_string();
         Err(match status {
@@ -314,6 +325,22 @@ impl Upstream {
             _ => UpstreamError::Status { url, status, body },
         })
     }
+}
+
+/// Most bytes of an error answer's body read (for its first line).
+const MAX_ERROR_BODY: usize = 512;
+
+/// The first line of an error answer, read from at most [`MAX_ERROR_BODY`] bytes.
+async fn error_excerpt(mut resp: reqwest::Response) -> String {
+    let mut b = Vec::with_capacity(MAX_ERROR_BODY);
+    while b.len() < MAX_ERROR_BODY {
+        match resp.chunk().await {
+            Ok(Some(c)) => b.extend_from_slice(&c[..c.len().min(MAX_ERROR_BODY - b.len())]),
+            _ => break,
+        }
+    }
+    let s = String::from_utf8_lossy(&b);
+    s.lines().next().unwrap_or("").trim().to_string()
 }
 
 fn spool_err(e: std::io::Error) -> UpstreamError {

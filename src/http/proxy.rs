@@ -1,17 +1,22 @@
 //! GOPROXY protocol handlers: parse the path, ask the pipeline, stream the answer.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, RequestLog};
+use super::{AppState, ClientAddr, RequestLog};
 use crate::error::Error;
 use crate::protocol::{self, Kind, ParseError, Request};
 use crate::store::BlobBody;
 
 /// The fallback handler: every path that is not an ops endpoint.
-pub async fn handle(State(st): State<AppState>, method: Method, uri: Uri) -> Response {
+pub async fn handle(
+    State(st): State<AppState>,
+    client: Option<Extension<ClientAddr>>,
+    method: Method,
+    uri: Uri,
+) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let mut r = (StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n").into_response();
         r.headers_mut()
@@ -24,7 +29,9 @@ pub async fn handle(State(st): State<AppState>, method: Method, uri: Uri) -> Res
         Err(ParseError::NotFound(m)) => return Error::NotFound(m).into_response(),
     };
     let mut log = RequestLog::default();
-    let mut resp = match serve(&st, req, &mut log).await {
+    // The peer address counts against the per-client miss limit.
+    let client = client.map(|Extension(ClientAddr(a))| a.ip());
+    let mut resp = match serve(&st, client, req, &mut log).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -32,7 +39,12 @@ pub async fn handle(State(st): State<AppState>, method: Method, uri: Uri) -> Res
     resp
 }
 
-async fn serve(st: &AppState, req: Request, log: &mut RequestLog) -> Result<Response, Error> {
+async fn serve(
+    st: &AppState,
+    client: Option<std::net::IpAddr>,
+    req: Request,
+    log: &mut RequestLog,
+) -> Result<Response, Error> {
     let p = &st.pipeline;
     let max_age = p.config().cache.immutable_max_age_secs;
     match req {
@@ -40,7 +52,7 @@ async fn serve(st: &AppState, req: Request, log: &mut RequestLog) -> Result<Resp
             log.module = mv.path().to_string();
             log.version = mv.version().to_string();
             log.kind = kind.ext();
-            let (entry, blob, cache) = p.open(&mv, kind).await?;
+            let (entry, blob, cache) = p.open_from(client, &mv, kind).await?;
             log.cache = cache.as_str();
             // A small blob is already in memory: one full body, written with its head.
             // A file streams in large chunks (a 500 MiB zip never sits in memory).

@@ -83,7 +83,7 @@ impl Pipeline {
         let owned = mv.clone();
         let k = key.clone();
         self.lookups
-            .run(&key, move || async move {
+            .run(&key, move |_| async move {
                 let v = this
                     .sumdb
                     .lookup(owned.path(), owned.version())

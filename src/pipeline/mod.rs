@@ -23,7 +23,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::flight::Flights;
+use crate::flight::{Flights, Progress};
 use crate::metrics::Metrics;
 use crate::module::semver;
 use crate::modzip;
@@ -77,6 +77,8 @@ pub struct Pipeline {
     cfg: Arc<Config>,
     artifacts: Flights<Entry>,
     lookups: Flights<Lookup>,
+    /// Admission of misses and the spool's byte budget (see [`crate::limits`]).
+    admission: crate::limits::Admission,
 }
 
 impl Pipeline {
@@ -86,6 +88,7 @@ impl Pipeline {
         sumdb: Arc<Client>,
         cfg: Arc<Config>,
     ) -> Arc<Pipeline> {
+        let admission = crate::limits::Admission::new(&cfg.limits, upstream.metrics().clone());
         Arc::new(Pipeline {
             store,
             upstream,
@@ -93,6 +96,7 @@ impl Pipeline {
             cfg,
             artifacts: Flights::default(),
             lookups: Flights::default(),
+            admission,
         })
     }
 
@@ -126,7 +130,18 @@ impl Pipeline {
         mv: &ModVersion,
         kind: Kind,
     ) -> Result<(Entry, Blob, Cache)> {
-        let (entry, cache) = self.artifact(mv, kind).await?;
+        self.open_from(None, mv, kind).await
+    }
+
+    /// [`Pipeline::open`] for a client at `client` (its address counts
+    /// against the per-client miss limit).
+    pub async fn open_from(
+        self: &Arc<Self>,
+        client: Option<std::net::IpAddr>,
+        mv: &ModVersion,
+        kind: Kind,
+    ) -> Result<(Entry, Blob, Cache)> {
+        let (entry, cache) = self.artifact_admitted(mv, kind, Some(client)).await?;
         match self.store.open(&entry).await {
             Ok(blob) => Ok((entry, blob, cache)),
             Err(StoreError::Corrupt { digest, reason }) => {
@@ -135,7 +150,7 @@ impl Pipeline {
                 if self.store.remove(mv, kind).await? {
                     self.metrics().stored(-1, -(entry.size as i64));
                 }
-                let (entry, cache) = self.artifact(mv, kind).await?;
+                let (entry, cache) = self.artifact_admitted(mv, kind, Some(client)).await?;
                 let blob = self.store.open(&entry).await?;
                 Ok((entry, blob, cache))
             }
@@ -145,38 +160,69 @@ impl Pipeline {
 
     /// The index entry of a verified artifact, fetching and verifying it on a miss.
     pub async fn artifact(self: &Arc<Self>, mv: &ModVersion, kind: Kind) -> Result<(Entry, Cache)> {
+        self.artifact_admitted(mv, kind, Some(None)).await
+    }
+
+    /// [`Pipeline::artifact`], where a miss is admitted for `admit`'s client
+    /// first (see [`crate::limits`]); `None`: it is part of a miss already
+    /// admitted (a zip miss's `.mod`). This is the one place a miss starts.
+    async fn artifact_admitted(
+        self: &Arc<Self>,
+        mv: &ModVersion,
+        kind: Kind,
+        admit: Option<Option<std::net::IpAddr>>,
+    ) -> Result<(Entry, Cache)> {
         if let Some(e) = self.store.entry(mv, kind).await? {
             return Ok((e, Cache::Hit));
         }
         if self.cfg.offline {
             return Err(Error::Offline(format!("{mv} {}", kind.ext())));
         }
-        let this = self.clone();
-        let owned = mv.clone();
-        let entry = self
-            .artifacts
-            .run(&artifact_key(mv, kind), move || async move {
-                this.fetch_verify_store(&owned, kind).await
-            })
-            .await?;
-        Ok((entry, Cache::Miss))
+        let key = artifact_key(mv, kind);
+        // Joining a miss already running needs no slot of its own.
+        let waiter = match self.artifacts.join(&key) {
+            Some(w) => w,
+            None => {
+                let permit = match admit {
+                    Some(client) => Some(
+                        self.admission
+                            .admit(client, &format!("{mv} {}", kind.ext()))
+                            .await?,
+                    ),
+                    None => None,
+                };
+                let this = self.clone();
+                let owned = mv.clone();
+                self.artifacts.start(&key, move |progress| async move {
+                    let _permit = permit;
+                    this.fetch_verify_store(&owned, kind, progress).await
+                })
+            }
+        };
+        Ok((waiter.wait().await?, Cache::Miss))
     }
 
-    /// One miss. Runs once per artifact however many clients asked (see [`Flights`]).
-    async fn fetch_verify_store(self: Arc<Self>, mv: &ModVersion, kind: Kind) -> Result<Entry> {
+    /// One miss. Runs once per artifact however many clients asked (see [`Flights`]);
+    /// cancelled if they all leave before `progress` says it is far along.
+    async fn fetch_verify_store(
+        self: Arc<Self>,
+        mv: &ModVersion,
+        kind: Kind,
+        progress: Progress,
+    ) -> Result<Entry> {
         // A flight that finished just before ours started may have stored it.
         if let Some(e) = self.store.entry(mv, kind).await? {
             return Ok(e);
         }
         self.refuse_if_forked(mv).await?;
         match kind {
-            Kind::Mod => self.miss_mod(mv).await,
-            Kind::Zip => self.miss_zip(mv).await,
-            Kind::Info => self.miss_info(mv).await,
+            Kind::Mod => self.miss_mod(mv, &progress).await,
+            Kind::Zip => self.miss_zip(mv, &progress).await,
+            Kind::Info => self.miss_info(mv, &progress).await,
         }
     }
 
-    async fn miss_mod(self: &Arc<Self>, mv: &ModVersion) -> Result<Entry> {
+    async fn miss_mod(self: &Arc<Self>, mv: &ModVersion, progress: &Progress) -> Result<Entry> {
         let limits = &self.cfg.limits;
         let data = self
             .upstream
@@ -184,6 +230,7 @@ impl Pipeline {
             .await
             .map_err(|e| upstream_error(mv, Kind::Mod, e))?;
         let lookup = self.lookup(mv).await?;
+        progress.far_along();
         let got = modzip::hash_go_mod(&data);
         if got != lookup.mod_h1 {
             return Err(self.refuse(
@@ -201,7 +248,7 @@ impl Pipeline {
         Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
     }
 
-    async fn miss_zip(self: &Arc<Self>, mv: &ModVersion) -> Result<Entry> {
+    async fn miss_zip(self: &Arc<Self>, mv: &ModVersion, progress: &Progress) -> Result<Entry> {
         // The zip's go.mod must equal the verified .mod, so that comes first.
         let (mod_entry, _) = self.mod_first(mv).await?;
         let go_mod = self.read_small(&mod_entry).await?;
@@ -218,17 +265,21 @@ impl Pipeline {
         // Stream to a spool file; the Spool guard deletes it on any early return.
         let (path, mut file) = self.store.spool_file().await?;
         let mut spool = Spool::new(path, String::new(), 0);
+        // Held until the spool file is committed or removed (this function's end).
+        let mut charge = self.admission.spool_charge();
         let size = self
             .upstream
             .download(
                 &mv.artifact_path(Kind::Zip),
                 self.cfg.limits.max_zip_bytes,
                 &mut file,
+                &mut charge,
             )
             .await
             .map_err(|e| upstream_error(mv, Kind::Zip, e))?;
         drop(file);
         spool.size = size;
+        progress.far_along();
 
         // Zip rules and h1 in one streaming pass, off the async runtime.
         let (p, m, v) = (
@@ -295,7 +346,7 @@ impl Pipeline {
         Box::pin(self.artifact(mv, Kind::Mod))
     }
 
-    async fn miss_info(self: &Arc<Self>, mv: &ModVersion) -> Result<Entry> {
+    async fn miss_info(self: &Arc<Self>, mv: &ModVersion, progress: &Progress) -> Result<Entry> {
         let data = self
             .upstream
             .get(
@@ -318,6 +369,7 @@ impl Pipeline {
         }
         // Only versions the checksum database knows are served.
         let lookup = self.lookup(mv).await?;
+        progress.far_along();
         let entry = self.entry(mv, Kind::Info, &data, String::new(), &lookup);
         Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
     }
@@ -415,6 +467,10 @@ fn upstream_to_error(what: String, e: UpstreamError) -> Error {
         UpstreamError::Timeout { .. } => Error::Timeout(format!("{what}: upstream timed out: {e}")),
         // Our own disk failed, not upstream: say so (507 when it is full).
         UpstreamError::Spool(kind, _) => Error::storage(kind, format!("{what}: {e}")),
+        UpstreamError::SpoolFull(full) => Error::Overloaded {
+            reason: format!("{what}: {full}"),
+            retry_after: full.retry_after,
+        },
         e => Error::UpstreamUnavailable(format!("{what}: upstream failed: {e}")),
     }
 }

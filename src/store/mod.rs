@@ -118,7 +118,13 @@ impl Drop for Spool {
     fn drop(&mut self) {
         if !self.committed {
             // Best effort: a leftover is also removed at the next start-up.
-            let _ = std::fs::remove_file(&self.path);
+            // On the blocking pool when in a runtime: unlinking a large file
+            // can block, and a cancelled miss drops its spool on an async worker.
+            let path = std::mem::take(&mut self.path);
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || std::fs::remove_file(path))),
+                Err(_) => drop(std::fs::remove_file(path)),
+            }
         }
     }
 }
