@@ -563,13 +563,23 @@ impl Store for EmbeddedStore {
     async fn spool_file(&self) -> StoreResult<(PathBuf, tokio::fs::File)> {
         let name = format!("{}-{:016x}.part", std::process::id(), rand_u64());
         let path = self.root.join("tmp").join(name);
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await
-            .map_err(io_err(&path))?;
-        Ok((path, file))
+        // Cancel-safe: the file is created on the blocking pool together with
+        // a guard that removes it. If our caller is dropped meanwhile (a
+        // cancelled miss), the guard is dropped with the unclaimed result and
+        // the file goes; only a claimed file is handed on (to the caller's own guard).
+        let p = path.clone();
+        let (mut guard, file) = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&p)?;
+            Ok::<_, std::io::Error>((Spool::new(p, String::new(), 0), file))
+        })
+        .await
+        .map_err(|e| StoreError::Index(format!("spool create task: {e}")))?
+        .map_err(io_err(&path))?;
+        guard.mark_committed();
+        Ok((path, tokio::fs::File::from_std(file)))
     }
 
     async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>> {

@@ -39,6 +39,8 @@ type upstream struct {
 
 	hostile      map[string]hostileSpec // "path@version" -> behaviour (hostile.go)
 	hostileTiles bool                   // corrupt every tile
+
+	slow *slow // delays and concurrency counts (delay.go)
 }
 
 func newUpstream(st *store, name, skey string) *upstream {
@@ -50,6 +52,7 @@ func newUpstream(st *store, name, skey string) *upstream {
 		down:     map[string]string{},
 		counters: map[string]uint64{},
 		hostile:  map[string]hostileSpec{},
+		slow:     newSlow(),
 	}
 	u.honest = sumdb.NewTestServer(skey, u.gosum)
 	u.current = u.honest
@@ -278,10 +281,20 @@ func (u *upstream) serveControl(w http.ResponseWriter, r *http.Request) {
 		u.mu.Unlock()
 		writeJSON(w, c)
 		return
+	case "concurrency":
+		c := map[string]uint64{}
+		u.slow.counters(c)
+		writeJSON(w, c)
+		return
 	case "counters/reset":
 		u.mu.Lock()
 		u.counters = map[string]uint64{}
 		u.mu.Unlock()
+		u.slow.resetMax()
+	case "delay":
+		if !u.slow.control(w, what, q.Get("ms")) {
+			return
+		}
 	case "tamper":
 		mod, vers := q.Get("module"), q.Get("version")
 		if what != "zip" && what != "mod" {

@@ -227,6 +227,10 @@ func rank(v string) int {
 }
 
 func (u *upstream) serveFile(w http.ResponseWriter, r *http.Request, modPath, version, kind string) {
+	defer u.slow.enter(kind)()
+	if !u.slow.wait(r, kind) {
+		return
+	}
 	e := u.store.get(modPath, version)
 	if e == nil {
 		http.Error(w, fmt.Sprintf("not found: %s@%s", modPath, version), http.StatusNotFound)
