@@ -33,6 +33,14 @@ pub struct SumdbOps {
 fn store_err(e: StoreError) -> ClientError {
     match e {
         StoreError::Conflict(_) => ClientError::CasConflict,
+        StoreError::Io { ref source, .. }
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            ClientError::StorageFull(e.to_string())
+        }
         e => ClientError::Storage(e.to_string()),
     }
 }
@@ -50,6 +58,10 @@ impl ClientOps for SumdbOps {
         match self.upstream.get_url(&url, self.max_bytes).await {
             Ok(b) => Ok(b.to_vec()),
             Err(e @ UpstreamError::NotFound { .. }) => Err(ClientError::NotFound(e.to_string())),
+            Err(e @ UpstreamError::Timeout { .. }) => Err(ClientError::Timeout {
+                path: path.to_string(),
+                msg: e.to_string(),
+            }),
             Err(e) => Err(ClientError::Unavailable {
                 path: path.to_string(),
                 msg: e.to_string(),

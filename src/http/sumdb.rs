@@ -106,6 +106,14 @@ fn client_error(name: &str, what: &str, e: ClientError) -> Error {
             "refused: checksum database presented a forked log");
         return Error::Security(format!("{name} {what}: {}", forked_message(name)));
     }
+    if e.is_local() {
+        tracing::error!(sumdb = name, what, error = %e, "checksum database request failed on our side");
+        return match e {
+            ClientError::StorageFull(m) => Error::InsufficientStorage(m),
+            ClientError::Storage(m) => Error::Storage(m),
+            e => Error::Internal(format!("{name} {what}: {e}")),
+        };
+    }
     if e.is_security() {
         tracing::error!(target: "modgate::security", sumdb = name, what, error = %e,
             "refused: checksum database verification failed");
@@ -113,14 +121,12 @@ fn client_error(name: &str, what: &str, e: ClientError) -> Error {
     }
     match e {
         ClientError::NotFound(_) => Error::NotFound(format!("{name} {what}: {e}")),
-        ClientError::Storage(m) => Error::Storage(m),
         e => {
             tracing::warn!(sumdb = name, what, error = %e, "checksum database unavailable");
             let msg = format!("{name} {what}: cannot be verified now: {e}");
-            if e.to_string().contains("timed out") {
-                Error::Timeout(msg)
-            } else {
-                Error::UpstreamUnavailable(msg)
+            match e {
+                ClientError::Timeout { .. } => Error::Timeout(msg),
+                _ => Error::UpstreamUnavailable(msg),
             }
         }
     }

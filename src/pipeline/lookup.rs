@@ -115,6 +115,9 @@ impl Pipeline {
                 sumdb = name, "refused: checksum database presented a forked log");
             return Error::Security(format!("{mv}: {}", forked_message(name)));
         }
+        if e.is_local() {
+            return self.local_sumdb_error(mv, e);
+        }
         if e.is_security() {
             let label = match e {
                 ClientError::Note(_) => "bad_signature",
@@ -127,10 +130,6 @@ impl Pipeline {
             return Error::Security(format!("{mv}: {name}: {e}"));
         }
         match e {
-            // Our own disk, not the checksum database.
-            ClientError::Storage(m) => {
-                Error::Storage(format!("{mv}: checksum database state: {m}"))
-            }
             ClientError::NotFound(_) => {
                 m.verification("refused", "not_in_sumdb");
                 tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
@@ -144,12 +143,29 @@ impl Pipeline {
                 let msg = format!(
                     "{mv}: cannot be verified now: checksum database {name} unavailable: {e}"
                 );
-                if e.to_string().contains("timed out") {
-                    Error::Timeout(msg)
-                } else {
-                    Error::UpstreamUnavailable(msg)
+                match e {
+                    ClientError::Timeout { .. } => Error::Timeout(msg),
+                    _ => Error::UpstreamUnavailable(msg),
                 }
             }
+        }
+    }
+
+    /// A failure on our side while verifying: our disk (507 when full), our
+    /// own code or state (500). Never 403, never "database unavailable".
+    fn local_sumdb_error(&self, mv: &ModVersion, e: ClientError) -> Error {
+        let name = self.sumdb.name();
+        self.metrics().verification("error", "internal");
+        tracing::error!(module = %mv.path(), version = %mv.version(), sumdb = name, error = %e,
+            "verifying against the checksum database failed on our side");
+        match e {
+            ClientError::StorageFull(m) => {
+                Error::InsufficientStorage(format!("{mv}: checksum database state: {m}"))
+            }
+            ClientError::Storage(m) => {
+                Error::Storage(format!("{mv}: checksum database state: {m}"))
+            }
+            e => Error::Internal(format!("{mv}: verifying against {name}: {e}")),
         }
     }
 }

@@ -257,7 +257,21 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 fn index_err(e: sled::Error) -> StoreError {
-    StoreError::Index(e.to_string())
+    StoreError::from(e)
+}
+
+/// A sled failure keeps its I/O error, so a full disk under the index is a
+/// full disk (507), like one under a blob; anything else is an index error.
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        match e {
+            sled::Error::Io(source) => StoreError::Io {
+                path: PathBuf::from("index (sled)"),
+                source,
+            },
+            e => StoreError::Index(e.to_string()),
+        }
+    }
 }
 
 /// Key of the one value in the `artifact_totals` tree.
@@ -338,7 +352,11 @@ fn transact(
             tot.insert(TOTALS_KEY, encode_totals(n, bytes).to_vec())?;
             Ok(old)
         })
-        .map_err(|e| StoreError::Index(format!("index write: {e:?}")))
+        .map_err(|e| match e {
+            // A storage failure (a full disk) keeps its kind.
+            sled::transaction::TransactionError::Storage(e) => StoreError::from(e),
+            e => StoreError::Index(format!("index write: {e:?}")),
+        })
 }
 
 impl EmbeddedStore {

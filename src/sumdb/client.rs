@@ -160,12 +160,18 @@ pub enum ClientError {
     InvalidModule(String),
     #[error("checksum database unavailable: {path}: {msg}")]
     Unavailable { path: String, msg: String },
+    /// The database did not answer in time (told apart by type, not by text).
+    #[error("checksum database timed out: {path}: {msg}")]
+    Timeout { path: String, msg: String },
     #[error("checksum database has no {0}")]
     NotFound(String),
     #[error("write conflict")]
     CasConflict,
     #[error("local storage: {0}")]
     Storage(String),
+    /// Our own disk is full (ENOSPC, EDQUOT), wherever it happened (sled included).
+    #[error("local storage full: {0}")]
+    StorageFull(String),
     #[error("malformed lookup response: {0}")]
     Lookup(#[from] LookupError),
     #[error("verifying signed note: {0}")]
@@ -191,9 +197,13 @@ impl ClientError {
             ClientError::BadKey(_)
             | ClientError::InvalidModule(_)
             | ClientError::Unavailable { .. }
+            | ClientError::Timeout { .. }
             | ClientError::NotFound(_)
             | ClientError::CasConflict
-            | ClientError::Storage(_) => false,
+            | ClientError::Storage(_)
+            | ClientError::StorageFull(_) => false,
+            // A bug of ours is not the database's misbehaviour.
+            ClientError::Tlog(_) if self.is_internal() => false,
             ClientError::Lookup(_)
             | ClientError::Note(_)
             | ClientError::Tlog(_)
@@ -202,6 +212,35 @@ impl ClientError {
             | ClientError::Fork(_)
             | ClientError::Forked => true,
         }
+    }
+
+    /// True for an error in our own tile/proof code or its inputs (a bug, or
+    /// a condition we did not expect), which says nothing about the database.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Tlog(
+                TlogError::Internal(_)
+                    | TlogError::InvalidInputs(_)
+                    | TlogError::ShortRead { .. }
+                    | TlogError::MissingTile(_)
+                    | TlogError::MalformedTilePath(_)
+            )
+        )
+    }
+
+    /// True for failures on our side — our disk, our key, our arguments, a
+    /// lost compare-and-swap race, our own code — never "database unavailable".
+    pub fn is_local(&self) -> bool {
+        self.is_internal()
+            || matches!(
+                self,
+                ClientError::BadKey(_)
+                    | ClientError::InvalidModule(_)
+                    | ClientError::CasConflict
+                    | ClientError::Storage(_)
+                    | ClientError::StorageFull(_)
+            )
     }
 }
 
@@ -883,6 +922,11 @@ mod tests {
             .is_security()
         );
         assert!(!ClientError::NotFound("x".into()).is_security());
+        let internal = ClientError::Tlog(TlogError::Internal("bug".into()));
+        assert!(!internal.is_security() && internal.is_internal() && internal.is_local());
+        assert!(!ClientError::CasConflict.is_security() && ClientError::CasConflict.is_local());
+        assert!(!ClientError::StorageFull("x".into()).is_security());
+        assert!(!ClientError::Tlog(TlogError::InconsistentTile("t".into())).is_internal());
     }
 
     #[test]
