@@ -93,6 +93,9 @@ pub struct Limits {
     pub max_spool_bytes: u64,
     /// Client connections open at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Seconds `/readyz` reuses its store write probe (at most one run, and
+    /// so one pair of fsyncs, per interval however often it is probed).
+    pub readyz_probe_secs: u64,
 }
 
 /// Network timeouts towards upstream and the checksum database.
@@ -154,6 +157,7 @@ impl Default for Limits {
             retry_after_secs: 5,
             max_spool_bytes: 4 << 30,
             max_connections: 4096,
+            readyz_probe_secs: 5,
         }
     }
 }
@@ -319,6 +323,7 @@ mod tests {
         assert_eq!(c.limits.retry_after_secs, d.limits.retry_after_secs);
         assert_eq!(c.limits.max_spool_bytes, d.limits.max_spool_bytes);
         assert_eq!(c.limits.max_connections, d.limits.max_connections);
+        assert_eq!(c.limits.readyz_probe_secs, d.limits.readyz_probe_secs);
     }
 
     #[test]

@@ -165,6 +165,43 @@ impl Admission {
     }
 }
 
+/// An expensive check (the readiness write probe: two fsyncs) run at most
+/// once per interval: its result is reused until the interval has passed,
+/// and callers arriving while it runs wait for that run instead of starting
+/// another. So probes, however frequent, cost at most one run per interval.
+pub struct Throttled {
+    interval: Duration,
+    // A tokio Mutex, held across the check on purpose: that is what makes
+    // concurrent callers share one run.
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>,
+}
+
+impl Throttled {
+    pub fn new(interval: Duration) -> Throttled {
+        Throttled {
+            interval,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The last result if younger than the interval, else `check`'s.
+    pub async fn get<F, Fut>(&self, check: F) -> Result<(), String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, r)) = &*last
+            && at.elapsed() < self.interval
+        {
+            return r.clone();
+        }
+        let r = check().await;
+        *last = Some((tokio::time::Instant::now(), r.clone()));
+        r
+    }
+}
+
 /// The bytes all spool files may hold together.
 pub struct SpoolBudget {
     used: AtomicU64,
@@ -282,6 +319,38 @@ mod tests {
         drop(p2);
         assert_eq!(a.misses_available(), 10, "every permit given back");
         assert!(a.per_client.lock().unwrap().is_empty(), "no address kept");
+    }
+
+    #[tokio::test]
+    async fn throttled_check_runs_once_per_interval() {
+        let t = Arc::new(Throttled::new(Duration::from_secs(3600)));
+        let runs = Arc::new(AtomicU64::new(0));
+        let probe = |runs: Arc<AtomicU64>| async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(())
+        };
+        let mut joins = Vec::new();
+        for _ in 0..20 {
+            let (t, runs) = (t.clone(), runs.clone());
+            joins.push(tokio::spawn(async move { t.get(|| probe(runs)).await }));
+        }
+        for j in joins {
+            j.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "concurrent probes share one run"
+        );
+        t.get(|| probe(runs.clone())).await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "reused within the interval");
+        // Past the interval it runs again (a short one here).
+        let short = Throttled::new(Duration::from_millis(10));
+        short.get(|| probe(runs.clone())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        short.get(|| probe(runs.clone())).await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "run again after it");
     }
 
     #[tokio::test]

@@ -217,7 +217,9 @@ fn readyz(mg: &Modgate) -> (u16, Value) {
 fn readyz_reports_an_unwritable_store() {
     let up = RefUpstream::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let mg = Modgate::start(test_config(dir.path(), &up.url, &up.gosumdb()));
+    let mut cfg = test_config(dir.path(), &up.url, &up.gosumdb());
+    cfg.limits.readyz_probe_secs = 0; // probe on every request
+    let mg = Modgate::start(cfg);
     let (status, body) = readyz(&mg);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ready"], true);

@@ -23,7 +23,12 @@ pub async fn healthz() -> &'static str {
 /// The JSON body names every check and what is wrong; 503 when not ready.
 pub async fn readyz(State(st): State<AppState>) -> Response {
     let p = &st.pipeline;
-    let store = store_writable(p.store().as_ref()).await;
+    // Reused for `limits.readyz_probe_secs`: a probe cannot cost more than
+    // one spool fsync and one index flush per interval.
+    let store = p
+        .write_probe()
+        .get(|| store_writable(p.store().as_ref()))
+        .await;
     let sumdb = p.sumdb();
     let trust = p
         .store()

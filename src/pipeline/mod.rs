@@ -79,6 +79,8 @@ pub struct Pipeline {
     lookups: Flights<Lookup>,
     /// Admission of misses and the spool's byte budget (see [`crate::limits`]).
     admission: crate::limits::Admission,
+    /// `/readyz`'s store write probe, run at most once per interval.
+    write_probe: crate::limits::Throttled,
 }
 
 impl Pipeline {
@@ -89,6 +91,8 @@ impl Pipeline {
         cfg: Arc<Config>,
     ) -> Arc<Pipeline> {
         let admission = crate::limits::Admission::new(&cfg.limits, upstream.metrics().clone());
+        let probe_every = std::time::Duration::from_secs(cfg.limits.readyz_probe_secs);
+        let write_probe = crate::limits::Throttled::new(probe_every);
         Arc::new(Pipeline {
             store,
             upstream,
@@ -97,6 +101,7 @@ impl Pipeline {
             artifacts: Flights::default(),
             lookups: Flights::default(),
             admission,
+            write_probe,
         })
     }
 
@@ -115,6 +120,11 @@ impl Pipeline {
     /// The server's metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
         self.upstream.metrics()
+    }
+
+    /// `/readyz`'s store write probe (see [`crate::limits::Throttled`]).
+    pub fn write_probe(&self) -> &crate::limits::Throttled {
+        &self.write_probe
     }
 
     /// Misses being fetched and verified right now (for metrics).
