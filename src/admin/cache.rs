@@ -33,8 +33,16 @@ pub enum AdminError {
 
 /// Whether a store error is sled refusing a second process on the same index.
 pub fn is_locked(e: &StoreError) -> bool {
-    // sled reports its exclusive file lock only as an io::Error message.
-    matches!(e, StoreError::Index(m) if m.contains("could not acquire lock"))
+    // sled 0.34 reports its exclusive file lock only as an io::Error message
+    // (kind Other); the store keeps sled's I/O errors as `StoreError::Io`.
+    const LOCKED: &str = "could not acquire lock";
+    match e {
+        StoreError::Io { source, .. } => {
+            source.kind() == std::io::ErrorKind::WouldBlock || source.to_string().contains(LOCKED)
+        }
+        StoreError::Index(m) => m.contains(LOCKED),
+        _ => false,
+    }
 }
 
 /// Opens the store of a data dir that is not being served.

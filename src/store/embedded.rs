@@ -55,11 +55,11 @@ pub struct EmbeddedStore {
     /// first readers wait for one hash instead of each doing their own.
     proving: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Decoded index entries by key, so a hit skips sled and the JSON decode.
-    entries: quick_cache::sync::Cache<String, Entry, EntryWeight>,
+    entries: Arc<quick_cache::sync::Cache<String, Entry, EntryWeight>>,
     /// Bumped (under this lock) with every index write, which also drops the
     /// key from `entries`: a reader caches what it read only if no write came
     /// in between, so the cache never keeps an entry the index no longer has.
-    index_gen: Mutex<u64>,
+    index_gen: Arc<Mutex<u64>>,
 }
 
 /// Bytes of decoded index entries kept in memory (~20k entries).
@@ -313,28 +313,28 @@ fn walk_totals(index: &sled::Tree) -> StoreResult<(u64, u64)> {
 
 /// One change to the index, applied with the matching change to the totals
 /// in a single sled transaction; returns the entry it replaced or removed.
-enum IndexWrite<'a> {
-    Put(&'a [u8]),
+enum IndexWrite {
+    Put(Vec<u8>),
     Remove,
     /// Remove only if the current value is exactly this one.
-    RemoveIf(&'a [u8]),
+    RemoveIf(Vec<u8>),
 }
 
 fn transact(
     index: &sled::Tree,
     totals: &sled::Tree,
     key: &[u8],
-    change: IndexWrite<'_>,
+    change: &IndexWrite,
 ) -> StoreResult<Option<sled::IVec>> {
     use sled::Transactional;
     use sled::transaction::ConflictableTransactionError as Abort;
     (index, totals)
         .transaction(|(idx, tot)| {
             let old = match change {
-                IndexWrite::Put(v) => idx.insert(key, v)?,
+                IndexWrite::Put(v) => idx.insert(key, v.as_slice())?,
                 IndexWrite::Remove => idx.remove(key)?,
                 IndexWrite::RemoveIf(want) => match idx.get(key)? {
-                    Some(cur) if cur.as_ref() == want => idx.remove(key)?,
+                    Some(cur) if cur.as_ref() == want.as_slice() => idx.remove(key)?,
                     _ => return Ok(None),
                 },
             };
@@ -406,24 +406,34 @@ impl EmbeddedStore {
                 BlobWeight,
             ),
             proving: Mutex::default(),
-            entries: quick_cache::sync::Cache::with_weighter(
+            entries: Arc::new(quick_cache::sync::Cache::with_weighter(
                 (ENTRY_CACHE_BYTES / 400) as usize,
                 ENTRY_CACHE_BYTES,
                 EntryWeight,
-            ),
-            index_gen: Mutex::new(0),
+            )),
+            index_gen: Arc::default(),
         })
     }
 
     /// Changes the index entry under `key` (and the totals with it), then
     /// drops the key from the entry cache and bumps the generation, so no
     /// reader caches what it read before the write (also when the write failed).
-    fn write_index(&self, key: &str, change: IndexWrite<'_>) -> StoreResult<Option<sled::IVec>> {
-        let written = transact(&self.index, &self.totals, key.as_bytes(), change);
-        let mut generation = self.index_gen.lock().unwrap_or_else(|e| e.into_inner());
-        *generation += 1;
-        self.entries.remove(key);
-        written
+    ///
+    /// All of it runs on the blocking pool (a sled transaction can wait on
+    /// the disk), as one closure: a caller cancelled meanwhile cannot leave
+    /// the write done and the cache not invalidated.
+    async fn write_index(&self, key: &str, change: IndexWrite) -> StoreResult<Option<sled::IVec>> {
+        let (index, totals) = (self.index.clone(), self.totals.clone());
+        let (entries, index_gen) = (self.entries.clone(), self.index_gen.clone());
+        let key = key.to_string();
+        blocking(move || {
+            let written = transact(&index, &totals, key.as_bytes(), &change);
+            let mut generation = index_gen.lock().unwrap_or_else(|e| e.into_inner());
+            *generation += 1;
+            entries.remove(&key);
+            written
+        })
+        .await?
     }
 
     pub fn root(&self) -> &Path {
@@ -461,7 +471,7 @@ impl EmbeddedStore {
             .ok_or_else(|| StoreError::Index(format!("bad kind {}", entry.kind)))?;
         let value = serde_json::to_vec(entry).map_err(|e| StoreError::Index(e.to_string()))?;
         let key = artifact_key(&mv, kind);
-        self.write_index(&key, IndexWrite::Put(&value))?;
+        self.write_index(&key, IndexWrite::Put(value)).await?;
         self.flush().await?;
         Ok(())
     }
@@ -496,10 +506,13 @@ impl EmbeddedStore {
 }
 
 /// Runs blocking file work on the blocking pool.
+/// Runs blocking file or index work on the blocking pool. (Point reads of
+/// the index — `entry`, `meta_get`, `totals` — stay inline: they are
+/// answered from sled's page cache, and a hop per hit would cost more.)
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> StoreResult<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| StoreError::Index(format!("blob check task: {e}")))
+        .map_err(|e| StoreError::Index(format!("blocking store task: {e}")))
 }
 
 impl EmbeddedStore {
@@ -565,7 +578,8 @@ impl EmbeddedStore {
                 && serde_json::from_slice::<Entry>(&cur).is_ok_and(|c| c.digest == entry.digest)
             {
                 // Only if unchanged: a concurrent re-fetch may have replaced it.
-                self.write_index(&key, IndexWrite::RemoveIf(&cur))?;
+                self.write_index(&key, IndexWrite::RemoveIf(cur.to_vec()))
+                    .await?;
                 self.flush().await?;
             }
         }
@@ -703,18 +717,24 @@ impl Store for EmbeddedStore {
 
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
         let key = artifact_key(mv, kind);
-        let old = self.write_index(&key, IndexWrite::Remove)?;
+        let old = self.write_index(&key, IndexWrite::Remove).await?;
         self.flush().await?;
         Ok(old.is_some())
     }
 
     async fn entries(&self, prefix: &str) -> StoreResult<Vec<Entry>> {
-        let mut out = Vec::new();
-        for item in self.index.scan_prefix(prefix.as_bytes()) {
-            let (_, v) = item.map_err(index_err)?;
-            out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Index(e.to_string()))?);
-        }
-        Ok(out)
+        // A scan reads and decodes every matching entry (a whole store for
+        // `cache ls`): on the blocking pool, not an async worker.
+        let (index, prefix) = (self.index.clone(), prefix.to_string());
+        blocking(move || {
+            let mut out = Vec::new();
+            for item in index.scan_prefix(prefix.as_bytes()) {
+                let (_, v) = item.map_err(index_err)?;
+                out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Index(e.to_string()))?);
+            }
+            Ok(out)
+        })
+        .await?
     }
 
     async fn totals(&self) -> StoreResult<(u64, u64)> {
@@ -732,7 +752,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn meta_put(&self, ns: Meta, key: &str, value: &[u8]) -> StoreResult<()> {
-        self.tree(ns)?.insert(key, value).map_err(index_err)?;
+        let (tree, key, value) = (self.tree(ns)?, key.to_string(), value.to_vec());
+        blocking(move || tree.insert(key, value))
+            .await?
+            .map_err(index_err)?;
         self.flush().await?;
         Ok(())
     }
@@ -744,8 +767,10 @@ impl Store for EmbeddedStore {
         old: Option<&[u8]>,
         new: &[u8],
     ) -> StoreResult<()> {
-        self.tree(ns)?
-            .compare_and_swap(key, old, Some(new))
+        let (tree, k) = (self.tree(ns)?, key.to_string());
+        let (old, new) = (old.map(<[u8]>::to_vec), new.to_vec());
+        blocking(move || tree.compare_and_swap(k, old, Some(new)))
+            .await?
             .map_err(index_err)?
             .map_err(|_| StoreError::Conflict(key.to_string()))?;
         self.flush().await?;
@@ -753,7 +778,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn meta_remove(&self, ns: Meta, key: &str) -> StoreResult<()> {
-        self.tree(ns)?.remove(key).map_err(index_err)?;
+        let (tree, key) = (self.tree(ns)?, key.to_string());
+        blocking(move || tree.remove(key))
+            .await?
+            .map_err(index_err)?;
         self.flush().await?;
         Ok(())
     }
