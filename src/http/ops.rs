@@ -123,6 +123,16 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         .with_label_values(&[sumdb.name()])
         .set(i64::from(sumdb.is_forked()));
     m.in_flight.set(p.in_flight() as i64);
+    // The store keeps its totals in the same transaction as every index
+    // write (commit, quarantine, refetch, `cache rm`, eviction): read them
+    // rather than trust increments, which cannot see every path.
+    match p.store().totals().await {
+        Ok((objects, bytes)) => {
+            m.store_objects.set(objects as i64);
+            m.store_bytes.set(bytes as i64);
+        }
+        Err(e) => tracing::warn!(error = %e, "reading the store totals for metrics"),
+    }
     let mut r = m.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
