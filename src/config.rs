@@ -36,6 +36,16 @@ pub struct Config {
     pub cache: CacheConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
+    pub store: StoreConfig,
+}
+
+/// The store's size cap (see [`crate::evict`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Bytes of artifacts kept; past it the versions served least recently
+    /// are evicted (and fetched and verified again on demand). 0: no cap.
+    pub max_bytes: u64,
 }
 
 /// Serving HTTPS: both files set turns TLS on; neither leaves plain HTTP.
@@ -141,6 +151,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -324,6 +335,7 @@ mod tests {
         assert_eq!(c.limits.max_spool_bytes, d.limits.max_spool_bytes);
         assert_eq!(c.limits.max_connections, d.limits.max_connections);
         assert_eq!(c.limits.readyz_probe_secs, d.limits.readyz_probe_secs);
+        assert_eq!(c.store.max_bytes, d.store.max_bytes);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! - [`protocol`]: GOPROXY request paths parsed into typed requests.
 //! - [`pipeline`]: a cache miss top to bottom — fetch, verify, store — with coalescing
 //!   ([`flight`]); verified lookups and list/@latest live beside it.
+//! - [`evict`]: the store's size cap (`[store] max_bytes`), least recently served first.
 //! - [`limits`]: admission of misses (in all, per client, queue wait) and the spool's byte budget.
 //! - [`upstream`]: the shared HTTP client, GOPROXY-list semantics, limits, timeouts.
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
@@ -28,6 +29,7 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod evict;
 pub mod flight;
 pub mod http;
 pub mod limits;

@@ -81,6 +81,8 @@ pub struct Pipeline {
     admission: crate::limits::Admission,
     /// `/readyz`'s store write probe, run at most once per interval.
     write_probe: crate::limits::Throttled,
+    /// The store's size cap (`[store] max_bytes`, see [`crate::evict`]).
+    evictor: Arc<crate::evict::Evictor>,
 }
 
 impl Pipeline {
@@ -93,6 +95,7 @@ impl Pipeline {
         let admission = crate::limits::Admission::new(&cfg.limits, upstream.metrics().clone());
         let probe_every = std::time::Duration::from_secs(cfg.limits.readyz_probe_secs);
         let write_probe = crate::limits::Throttled::new(probe_every);
+        let max_bytes = cfg.store.max_bytes;
         Arc::new(Pipeline {
             store,
             upstream,
@@ -102,6 +105,7 @@ impl Pipeline {
             lookups: Flights::default(),
             admission,
             write_probe,
+            evictor: Arc::new(crate::evict::Evictor::new(max_bytes)),
         })
     }
 
@@ -120,6 +124,12 @@ impl Pipeline {
     /// The server's metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
         self.upstream.metrics()
+    }
+
+    /// The store's size cap; [`crate::evict::Evictor::set_is_held`] marks
+    /// versions never to evict.
+    pub fn evictor(&self) -> &Arc<crate::evict::Evictor> {
+        &self.evictor
     }
 
     /// `/readyz`'s store write probe (see [`crate::limits::Throttled`]).
@@ -183,6 +193,7 @@ impl Pipeline {
         admit: Option<Option<std::net::IpAddr>>,
     ) -> Result<(Entry, Cache)> {
         if let Some(e) = self.store.entry(mv, kind).await? {
+            self.evictor.served(mv.path(), mv.version());
             return Ok((e, Cache::Hit));
         }
         if self.cfg.offline {
@@ -209,7 +220,13 @@ impl Pipeline {
                 })
             }
         };
-        Ok((waiter.wait().await?, Cache::Miss))
+        let entry = waiter.wait().await?;
+        self.evictor.served(mv.path(), mv.version());
+        if self.evictor.enabled() {
+            self.evictor
+                .after_commit(self.store.clone(), self.metrics().clone());
+        }
+        Ok((entry, Cache::Miss))
     }
 
     /// One miss. Runs once per artifact however many clients asked (see [`Flights`]);

@@ -722,6 +722,21 @@ impl Store for EmbeddedStore {
         Ok(old.is_some())
     }
 
+    async fn delete_blob(&self, digest: &str) -> StoreResult<()> {
+        let path = self.blob_path(digest)?;
+        self.small.remove(digest);
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest);
+        let p = path.clone();
+        match blocking(move || std::fs::remove_file(p)).await? {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
     async fn entries(&self, prefix: &str) -> StoreResult<Vec<Entry>> {
         // A scan reads and decodes every matching entry (a whole store for
         // `cache ls`): on the blocking pool, not an async worker.

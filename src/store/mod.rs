@@ -217,6 +217,12 @@ pub trait Store: Send + Sync {
     /// Removes an artifact's entry (the blob is left for garbage collection).
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool>;
 
+    /// Deletes a blob no entry names any more (eviction). The caller
+    /// checked that; a backend may keep the blob (the default does).
+    async fn delete_blob(&self, _digest: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// All entries whose module path starts with `prefix`.
     async fn entries(&self, prefix: &str) -> StoreResult<Vec<Entry>>;
 
