@@ -385,6 +385,27 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn error_bodies_are_read_only_to_their_excerpt() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // An endless error body: only its first bytes are pulled.
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let p = pulled.clone();
+        let endless = futures_util::stream::repeat_with(move || {
+            p.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from_static(b"upstream says no\nand on and on "))
+        });
+        let resp = reqwest::Response::from(
+            axum::http::Response::builder()
+                .status(500)
+                .body(reqwest::Body::wrap_stream(endless))
+                .unwrap(),
+        );
+        assert_eq!(error_excerpt(resp).await, "upstream says no");
+        let n = pulled.load(Ordering::SeqCst);
+        assert!(n <= MAX_ERROR_BODY / 16, "pulled {n} chunks of ~31 bytes");
+    }
+
     #[test]
     fn goproxy_lists() {
         let l = parse_list("https://a.example, https://b.example|https://c.example/").unwrap();
