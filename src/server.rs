@@ -133,14 +133,13 @@ pub async fn run(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_REQUEST_HEAD as u32);
-    let state_metrics = state.pipeline.metrics().clone();
+    let metrics = state.pipeline.metrics().clone();
     let connections = Arc::new(tokio::sync::Semaphore::new(
         cfg.limits.max_connections.max(1),
     ));
     let router = app(state);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    let metrics = state_metrics.clone();
     loop {
         // One permit per open connection: at the limit, new connections wait
         // in the listen backlog (not accepted, so they cost no descriptor).
