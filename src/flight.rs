@@ -23,6 +23,8 @@
 //!   cancelled: it finishes and stores the verified artifact, so the download
 //!   is not wasted and the next request is a hit. It stays in the map (counted)
 //!   until it ends, and a new request for its key joins it.
+//!   Checksum-database lookups are far along from their start: they may be
+//!   moving the trusted tree head or saving fork evidence.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -83,7 +83,11 @@ impl Pipeline {
         let owned = mv.clone();
         let k = key.clone();
         self.lookups
-            .run(&key, move |_| async move {
+            .run(&key, move |progress| async move {
+                // Never cancelled: a lookup may be advancing the trusted tree
+                // head or saving fork evidence, which must not stop halfway.
+                // It is small and bounded by the request timeout.
+                progress.far_along();
                 let v = this
                     .sumdb
                     .lookup(owned.path(), owned.version())
