@@ -143,6 +143,17 @@ mod tests {
     use crate::store::StoreError;
 
     #[test]
+    fn overload_is_503_with_retry_after() {
+        let e = Error::Overloaded {
+            reason: "x: too many downloads running".into(),
+            retry_after: 7,
+        };
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "7");
+    }
+
+    #[test]
     fn out_of_space_is_507() {
         let full = StoreError::Io {
             path: "/data/tmp/x.part".into(),

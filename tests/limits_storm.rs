@@ -306,3 +306,51 @@ fn storm_of_abandoned_misses_stays_bounded_and_cleans_up() {
         "a fresh attempt reached the upstream"
     );
 }
+
+#[test]
+fn a_miss_queued_past_miss_queue_secs_is_503_with_retry_after() {
+    let up = RefUpstream::start(&[]);
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = common::modgate::test_config(data.path(), &up.url, &up.gosumdb());
+    cfg.limits.max_misses = 1;
+    cfg.limits.miss_queue_secs = 1;
+    let mg = common::modgate::Modgate::start(cfg);
+    // A cached module first.
+    assert_eq!(mg.get("/example.com/hello/@v/v1.0.0.mod").0, 200);
+    up.control("delay?what=zip&ms=10000");
+    // One slow zip miss holds the only slot (its client gives up after 4 s).
+    let url = mg.url.clone();
+    let holder = std::thread::spawn(move || {
+        let _ = common::refupstream::http_request_timeout(
+            "GET",
+            &format!("{url}/example.com/hello/@v/v1.0.0.zip"),
+            &[],
+            None,
+            Duration::from_secs(4),
+        );
+    });
+    eventually(10, "the slow zip reaches the upstream", || {
+        concurrency(&up, "now:zip") == 1
+    });
+    // A second miss waits a second for the slot, then is told to come back.
+    let r = http_request(
+        "GET",
+        &format!("{}/example.com/hello/@v/v1.1.0.mod", mg.url),
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(r.text().contains("max_misses"), "{}", r.text());
+    // A hit is never queued behind misses.
+    assert_eq!(mg.get("/example.com/hello/@v/v1.0.0.mod").0, 200);
+    let (_, _, m) = mg.get("/metrics");
+    let m = String::from_utf8_lossy(&m);
+    assert!(
+        m.contains("modgate_limit_hits_total{limit=\"miss_queue_timeout\"} 1"),
+        "{m}"
+    );
+    up.control("delay?what=zip&ms=0");
+    drop(holder);
+}
