@@ -35,10 +35,12 @@ MAX_MISSES = 8
 CLIENTS = 300
 
 
-def start_modgate(b, name, binary, data_dir, config):
+def start_modgate(b, name, binary, data_dir, config=None):
     port = bench.free_port()
     argv = [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
-            "--upstream", b.up_url, "--sumdb", b.sumdb, "--config", config]
+            "--upstream", b.up_url, "--sumdb", b.sumdb]
+    if config:  # a binary from before the limits knows no [limits] max_misses
+        argv += ["--config", config]
     p = b.spawn(name, argv, env=dict(os.environ, MODGATE_LOG="warn"))
     p.url = f"http://127.0.0.1:{port}"
     bench.wait_http(p.url + "/healthz", proc=p)
@@ -95,7 +97,8 @@ def main():
         servers = [("this", a.modgate)] + ([("compare", a.compare)] if a.compare else [])
         running = {}
         for label, binary in servers:
-            p = start_modgate(b, f"modgate-{label}", binary, os.path.join(b.work, f"data-{label}"), config)
+            p = start_modgate(b, f"modgate-{label}", binary, os.path.join(b.work, f"data-{label}"),
+                              config if label == "this" else None)
             for path in warm:
                 urllib.request.urlopen(p.url + path, timeout=60).read()
             running[label] = p

@@ -40,11 +40,47 @@ pub struct Admission {
     metrics: Arc<Metrics>,
 }
 
-/// A running (or queued) miss's claim on the limits; dropping it gives them back.
+/// A running miss's claim on the limits; dropping it gives them back —
+/// at once after [`MissPermit::succeeded`], else after [`CANCEL_LINGER`].
 pub struct MissPermit {
-    _global: OwnedSemaphorePermit,
-    // Dropped after its permit (field order), so the map entry can go.
-    _client: Option<(OwnedSemaphorePermit, ClientSlot)>,
+    held: Option<Held>,
+    succeeded: bool,
+}
+
+/// The global permit, then the client's (with its map entry: dropped after
+/// its permit, by field order, so the entry can go).
+type Held = (
+    OwnedSemaphorePermit,
+    Option<(OwnedSemaphorePermit, ClientSlot)>,
+);
+
+/// How long a miss that was cancelled or failed keeps its slot. Its
+/// upstream connection is closed by the HTTP client's connection task a
+/// moment after the fetch is dropped; giving the slot to the next miss at
+/// once let the upstream see one fetch more than `max_misses` while the old
+/// one was still being torn down (bench/storm.py, release build).
+pub const CANCEL_LINGER: Duration = Duration::from_millis(200);
+
+impl MissPermit {
+    /// The miss finished well (its upstream answers were read to the end):
+    /// the slot is free as soon as this is dropped.
+    pub fn succeeded(mut self) {
+        self.succeeded = true;
+    }
+}
+
+impl Drop for MissPermit {
+    fn drop(&mut self) {
+        if self.succeeded {
+            return;
+        }
+        if let (Some(held), Ok(rt)) = (self.held.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                tokio::time::sleep(CANCEL_LINGER).await;
+                drop(held);
+            });
+        }
+    }
 }
 
 type ClientMap = Arc<Mutex<HashMap<IpAddr, Arc<Semaphore>>>>;
@@ -114,8 +150,8 @@ impl Admission {
             .acquire(self.global.clone(), deadline, "miss_queued", what)
             .await?;
         Ok(MissPermit {
-            _global: global,
-            _client: client,
+            held: Some((global, client)),
+            succeeded: false,
         })
     }
 
@@ -296,8 +332,11 @@ mod tests {
         assert_eq!(e.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(bites(&m, "miss_queued"), 1);
         assert_eq!(bites(&m, "miss_queue_timeout"), 1);
-        drop(p1);
-        a.admit(None, "x").await.expect("a slot came back");
+        p1.succeeded();
+        a.admit(None, "x")
+            .await
+            .expect("a slot came back")
+            .succeeded();
     }
 
     #[tokio::test]
@@ -313,10 +352,14 @@ mod tests {
         assert_eq!(bites(&m, "miss_queued"), 0, "not the global limit");
         a.admit(Some(ip2), "x")
             .await
-            .expect("another client is admitted");
-        drop(p1);
-        a.admit(Some(ip1), "x").await.expect("its slot came back");
-        drop(p2);
+            .expect("another client is admitted")
+            .succeeded();
+        p1.succeeded();
+        a.admit(Some(ip1), "x")
+            .await
+            .expect("its slot came back")
+            .succeeded();
+        p2.succeeded();
         assert_eq!(a.misses_available(), 10, "every permit given back");
         assert!(a.per_client.lock().unwrap().is_empty(), "no address kept");
     }
@@ -351,6 +394,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(30)).await;
         short.get(|| probe(runs.clone())).await.unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 3, "run again after it");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_miss_keeps_its_slot_a_moment() {
+        let m = Arc::new(Metrics::new());
+        let a = Admission::new(&cfg(1, 0), m);
+        drop(a.admit(None, "x").await.unwrap()); // cancelled: not succeeded
+        assert!(a.admit(None, "x").await.is_err(), "still held");
+        tokio::time::sleep(CANCEL_LINGER * 2).await;
+        a.admit(None, "x").await.expect("given back").succeeded();
+        assert_eq!(a.misses_available(), 1);
     }
 
     #[tokio::test]

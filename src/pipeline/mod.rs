@@ -215,8 +215,13 @@ impl Pipeline {
                 let this = self.clone();
                 let owned = mv.clone();
                 self.artifacts.start(&key, move |progress| async move {
-                    let _permit = permit;
-                    this.fetch_verify_store(&owned, kind, progress).await
+                    // Cancelled (dropped) or failed, the permit lingers a
+                    // moment (see `limits::CANCEL_LINGER`).
+                    let r = this.fetch_verify_store(&owned, kind, progress).await;
+                    if let (Ok(_), Some(p)) = (&r, permit) {
+                        p.succeeded();
+                    }
+                    r
                 })
             }
         };
