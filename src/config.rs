@@ -36,6 +36,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
+    /// The supply-chain policy file (`gate::policy`); none: verification alone decides.
+    pub policy: Option<PathBuf>,
 }
 
 /// Serving HTTPS: both files set turns TLS on; neither leaves plain HTTP.
@@ -126,6 +128,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
+            policy: None,
         }
     }
 }
@@ -292,6 +295,7 @@ mod tests {
             d.cache.immutable_max_age_secs
         );
         assert!(!c.tls.enabled() && !c.auth.enabled());
+        assert_eq!(c.policy, d.policy);
     }
 
     #[test]

@@ -25,10 +25,12 @@
 pub mod advisory;
 pub mod policy;
 pub mod recheck;
+pub mod reload;
+pub mod serve;
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -229,6 +231,48 @@ pub struct Gate {
     current: ArcSwap<Snapshot>,
     next_generation: AtomicU64,
     checks: Vec<Arc<dyn Check>>,
+    /// What the reload task last saw, for `/readyz` (never read on the hit path).
+    status: Mutex<Status>,
+}
+
+/// The gate's health for operators: the last policy reload error and each
+/// advisory source's state.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Status {
+    pub policy_error: Option<String>,
+    pub sources: Vec<SourceStatus>,
+}
+
+/// One advisory source as last read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceStatus {
+    pub location: String,
+    pub class: &'static str,
+    /// Entries in force from it (its last good read).
+    pub entries: usize,
+    /// When the database says it was modified (else when it was read), Unix seconds.
+    pub modified: Option<u64>,
+    pub read_at: Option<u64>,
+    /// Why the last read failed, if it did.
+    pub error: Option<String>,
+}
+
+/// The gate a server starts with: its policy file (`cfg.policy`) or none.
+/// The release cooldown and typosquat checks join here as [`Check`]s.
+pub fn build(cfg: &crate::config::Config) -> Result<Gate, PolicyError> {
+    let policy = match &cfg.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default(),
+    };
+    Ok(with_policy(policy))
+}
+
+/// A gate enforcing `policy` with every check there is (for the server and
+/// the `policy` commands alike). The release cooldown and the typosquat
+/// check join here, as `Arc<dyn Check>` entries of this list.
+pub fn with_policy(policy: Policy) -> Gate {
+    let checks: Vec<Arc<dyn Check>> = Vec::new();
+    Gate::new(policy, checks)
 }
 
 impl Default for Gate {
@@ -257,6 +301,43 @@ impl Gate {
             }),
             next_generation: AtomicU64::new(2),
             checks,
+            status: Mutex::default(),
+        }
+    }
+
+    /// The gate's status for `/readyz`, with each source's age in seconds.
+    pub fn status_json(&self) -> serde_json::Value {
+        let st = self.status.lock().map(|s| s.clone()).unwrap_or_default();
+        let snap = self.current.load();
+        let mut v = serde_json::json!({
+            "generation": snap.generation,
+            "deny_rules": snap.policy.deny.len(),
+            "allow_rules": snap.policy.allow.len(),
+            "advisories": snap.advisories.len(),
+            "policy_error": st.policy_error,
+            "sources": st.sources,
+        });
+        if let Some(list) = v["sources"].as_array_mut() {
+            for s in list {
+                if let Some(m) = s["modified"].as_u64() {
+                    s["age_secs"] = advisory::age_secs(m).into();
+                }
+            }
+        }
+        v
+    }
+
+    /// Records the last policy reload's failure (`None` once one succeeds).
+    pub fn set_policy_error(&self, e: Option<String>) {
+        if let Ok(mut s) = self.status.lock() {
+            s.policy_error = e;
+        }
+    }
+
+    /// Records the advisory sources' state after a refresh.
+    pub fn set_sources(&self, sources: Vec<SourceStatus>) {
+        if let Ok(mut s) = self.status.lock() {
+            s.sources = sources;
         }
     }
 

@@ -4,6 +4,7 @@
 //! pipeline's gate simply stops serving it.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use super::{Gate, Verdict};
 use crate::store::{Store, StoreError};
@@ -29,24 +30,29 @@ pub async fn cached_versions(
     Ok(out)
 }
 
-/// The cached versions `gate` refuses now.
-pub async fn refused(store: &dyn Store, gate: &Gate) -> Result<Vec<Refused>, StoreError> {
+/// The cached versions `gate` refuses now. The verdicts run on a blocking
+/// thread: a large store must not hold up an async worker that serves requests.
+pub async fn refused(store: &dyn Store, gate: &Arc<Gate>) -> Result<Vec<Refused>, StoreError> {
     let versions = cached_versions(store).await?;
-    let now = crate::store::now_secs();
-    Ok(versions
-        .into_iter()
-        .filter_map(
-            |((module, version), kinds)| match gate.check_at(&module, &version, now) {
-                v @ Verdict::Refuse(_) => Some(Refused {
+    let gate = gate.clone();
+    let judge = move || {
+        let now = crate::store::now_secs();
+        let mut out = Vec::new();
+        for ((module, version), kinds) in versions {
+            if let v @ Verdict::Refuse(_) = gate.check_at(&module, &version, now) {
+                out.push(Refused {
                     why: v.why(),
                     module,
                     version,
                     kinds,
-                }),
-                _ => None,
-            },
-        )
-        .collect())
+                });
+            }
+        }
+        out
+    };
+    tokio::task::spawn_blocking(judge)
+        .await
+        .map_err(|e| StoreError::Index(format!("re-checking cached versions: {e}")))
 }
 
 /// Remembers what was refused at the last re-check, to log only what is new.
@@ -61,7 +67,7 @@ impl Rechecker {
     pub async fn run(
         &mut self,
         store: &dyn Store,
-        gate: &Gate,
+        gate: &Arc<Gate>,
     ) -> Result<(usize, usize), StoreError> {
         let refused = refused(store, gate).await?;
         let mut now_blocked = HashSet::with_capacity(refused.len());

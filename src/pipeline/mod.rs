@@ -77,6 +77,8 @@ pub struct Pipeline {
     cfg: Arc<Config>,
     artifacts: Flights<Entry>,
     lookups: Flights<Lookup>,
+    /// The supply-chain gate, consulted by `artifact` (and list/@latest).
+    gate: Arc<crate::gate::Gate>,
 }
 
 impl Pipeline {
@@ -86,6 +88,17 @@ impl Pipeline {
         sumdb: Arc<Client>,
         cfg: Arc<Config>,
     ) -> Arc<Pipeline> {
+        Self::new_with_gate(store, upstream, sumdb, cfg, Arc::default())
+    }
+
+    /// [`Pipeline::new`] with a supply-chain gate (`server::build` makes it from the policy).
+    pub fn new_with_gate(
+        store: Arc<dyn Store>,
+        upstream: Upstream,
+        sumdb: Arc<Client>,
+        cfg: Arc<Config>,
+        gate: Arc<crate::gate::Gate>,
+    ) -> Arc<Pipeline> {
         Arc::new(Pipeline {
             store,
             upstream,
@@ -93,7 +106,13 @@ impl Pipeline {
             cfg,
             artifacts: Flights::default(),
             lookups: Flights::default(),
+            gate,
         })
+    }
+
+    /// The supply-chain gate.
+    pub fn gate(&self) -> &Arc<crate::gate::Gate> {
+        &self.gate
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -145,6 +164,9 @@ impl Pipeline {
 
     /// The index entry of a verified artifact, fetching and verifying it on a miss.
     pub async fn artifact(self: &Arc<Self>, mv: &ModVersion, kind: Kind) -> Result<(Entry, Cache)> {
+        // The supply-chain gate, before the store or upstream is touched: the
+        // one place every .info/.mod/.zip passes, cached or not.
+        crate::gate::serve::admit(&self.gate, self.metrics(), mv.path(), mv.version())?;
         if let Some(e) = self.store.entry(mv, kind).await? {
             return Ok((e, Cache::Hit));
         }
