@@ -361,6 +361,14 @@ impl VersionSet {
                         ),
                     ));
                 }
+                // An exact version must be a full one: `v1` would match nothing.
+                let base = v.strip_suffix("+incompatible").unwrap_or(v);
+                if op == Op::Eq && semver::canonical(base) != base {
+                    return Err((
+                        i,
+                        format!("versions: {v:?} is not a full module version (like v1.2.3)"),
+                    ));
+                }
                 conj.push((op, v.to_string()));
             }
             entries.push(conj);
@@ -719,6 +727,14 @@ mode = "enforce"
             assert_eq!(s.contains(v), want, "{v}");
         }
         assert!(VersionSet::parse::<&str>(&[]).is_err());
+        assert!(VersionSet::parse(&["v1"]).is_err());
+        assert!(VersionSet::parse(&["v1.0.0+meta"]).is_err());
+        assert!(
+            VersionSet::parse(&["v2.0.1+incompatible"])
+                .unwrap()
+                .contains("v2.0.1+incompatible")
+        );
+        assert!(VersionSet::parse(&["<v2"]).unwrap().contains("v1.9.9"));
         assert!(
             VersionSet::parse(&[">= v1.0.0 ,< v2.0.0"])
                 .unwrap()
