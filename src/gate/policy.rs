@@ -141,11 +141,13 @@ pub struct Policy {
     allow_index: RuleIndex,
 }
 
-/// Rules by their pattern's literal first element; the rest (a wildcard
-/// first element) are tried for every path. Indices keep file order.
+/// Rules by their pattern's literal leading elements (`github.com/boltdb-go`
+/// for `github.com/boltdb-go/*`); a path looks up each of its own prefixes, so
+/// a verdict costs one hash lookup per path element however many rules there
+/// are. Rules whose first element is a wildcard are tried for every path.
 #[derive(Debug, Clone, Default)]
 struct RuleIndex {
-    by_first: HashMap<String, Vec<usize>>,
+    by_prefix: HashMap<String, Vec<usize>>,
     wild: Vec<usize>,
 }
 
@@ -153,23 +155,28 @@ impl RuleIndex {
     fn build<'a>(patterns: impl Iterator<Item = &'a Pattern>) -> RuleIndex {
         let mut ix = RuleIndex::default();
         for (i, p) in patterns.enumerate() {
-            match p.first_literal() {
-                Some(first) => ix.by_first.entry(first.to_string()).or_default().push(i),
+            match p.literal_prefix() {
+                Some(prefix) => ix.by_prefix.entry(prefix.to_string()).or_default().push(i),
                 None => ix.wild.push(i),
             }
         }
         ix
     }
 
-    /// Candidate rules for `module`, in no particular order across the two lists.
-    fn candidates<'a>(&'a self, module: &str) -> impl Iterator<Item = usize> + 'a {
-        let first = module.split('/').next().unwrap_or(module);
-        self.by_first
-            .get(first)
+    /// Candidate rules for `module` (a superset of the matching ones), in no
+    /// particular order.
+    fn candidates<'a>(&'a self, module: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let prefixes = module
+            .match_indices('/')
+            .map(|(i, _)| &module[..i])
+            .chain(std::iter::once(module));
+        let indexed = (!self.by_prefix.is_empty())
+            .then_some(prefixes)
             .into_iter()
             .flatten()
-            .chain(self.wild.iter())
-            .copied()
+            .filter_map(|p| self.by_prefix.get(p))
+            .flatten();
+        indexed.chain(self.wild.iter()).copied()
     }
 }
 
@@ -624,6 +631,16 @@ mode = "enforce"
             p.allowing("example.com/legacy", "v1.2.3", 1806537600)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let p = Policy::parse(include_str!("../../config/policy.example.toml")).unwrap();
+        assert_eq!((p.deny.len(), p.allow.len()), (3, 1));
+        assert!(!p.denying("github.com/boltdb-go/bolt", "v1.3.1").is_empty());
+        assert!(p.denying("example.com/logging", "v1.4.0").is_empty());
+        assert_eq!(p.deny[2].mode, Mode::Warn);
+        assert!(!p.denying("a.internal.example.net/x", "v0.1.0").is_empty());
     }
 
     fn err(text: &str) -> (usize, String) {

@@ -58,14 +58,21 @@ impl Pattern {
         &self.glob
     }
 
-    /// The pattern's first path element when it has no metacharacters: every
-    /// path it matches starts with this element (an index key).
-    pub fn first_literal(&self) -> Option<&str> {
-        let first = self.glob.split('/').next().unwrap_or("");
-        (!first
-            .bytes()
-            .any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')))
-        .then_some(first)
+    /// The pattern's leading path elements without metacharacters (`None` when
+    /// the first element has some): every path it matches starts with exactly
+    /// these elements, so rules can be indexed by them.
+    pub fn literal_prefix(&self) -> Option<&str> {
+        let mut end = 0;
+        for (i, el) in self.glob.split('/').enumerate() {
+            if el.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')) {
+                break;
+            }
+            end = if i == 0 { el.len() } else { end + 1 + el.len() };
+            if i == 0 && el.is_empty() {
+                return None;
+            }
+        }
+        (end > 0).then(|| &self.glob[..end])
     }
 
     /// Whether `target` (a module path) is covered by this pattern.
@@ -382,12 +389,20 @@ mod tests {
     #[test]
     fn literal_prefixes() {
         let p = Pattern::new("github.com/boltdb-go/*").unwrap();
-        assert_eq!(p.first_literal(), Some("github.com"));
+        assert_eq!(p.literal_prefix(), Some("github.com/boltdb-go"));
         assert!(p.matches("github.com/boltdb-go/bolt"));
         assert!(p.matches("github.com/boltdb-go/bolt/v2"));
         assert!(!p.matches("github.com/boltdb/bolt"));
         assert!(!p.matches("github.com/boltdb-go"));
-        assert_eq!(Pattern::new("*.io/x").unwrap().first_literal(), None);
+        assert_eq!(Pattern::new("*.io/x").unwrap().literal_prefix(), None);
+        assert_eq!(
+            Pattern::new("a.com/*/c").unwrap().literal_prefix(),
+            Some("a.com")
+        );
+        assert_eq!(
+            Pattern::new("a.com/b/c/").unwrap().literal_prefix(),
+            Some("a.com/b/c")
+        );
         let lit = Pattern::new("example.com/legacy").unwrap();
         assert!(lit.matches("example.com/legacy"));
         assert!(lit.matches("example.com/legacy/sub"));
