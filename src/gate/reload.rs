@@ -43,10 +43,23 @@ pub async fn start(p: &Arc<Pipeline>) -> JoinHandle<()> {
         metrics: p.metrics().clone(),
         next_refresh: Instant::now(),
     };
+    // SIGHUP's handler is installed before `start` returns, so a SIGHUP sent
+    // once the server answers never meets the default action (exit).
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| tracing::error!(error = %e, "SIGHUP handler not installed; the policy file is still polled"))
+        .ok();
+    #[cfg(not(unix))]
+    let hup = None;
     r.reload_policy(false).await;
     r.refresh_advisories().await;
-    tokio::spawn(r.run())
+    tokio::spawn(r.run(hup))
 }
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
 
 struct Reloader {
     path: PathBuf,
@@ -62,9 +75,8 @@ struct Reloader {
 }
 
 impl Reloader {
-    async fn run(mut self) {
-        #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    #[cfg_attr(not(unix), allow(unused_mut, unused_variables))]
+    async fn run(mut self, mut hup: Hangup) {
         let mut tick = tokio::time::interval(POLICY_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         // What was cached before this start is judged once, in the background.
