@@ -113,7 +113,9 @@ impl Affected {
 /// Every advisory in force, by module path.
 #[derive(Debug, Default, Clone)]
 pub struct AdvisorySet {
-    by_module: HashMap<String, Vec<Arc<Affected>>>,
+    // FxHash: keys come from the advisory sources, lookups from requests, and
+    // SipHash's flood resistance buys nothing for a map nobody else inserts into.
+    by_module: rustc_hash::FxHashMap<String, Vec<Arc<Affected>>>,
     entries: usize,
 }
 
