@@ -37,6 +37,8 @@ pub struct Config {
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub store: StoreConfig,
+    /// The supply-chain policy file (`gate::policy`); none: verification alone decides.
+    pub policy: Option<PathBuf>,
 }
 
 /// The store's size cap (see [`crate::evict`]).
@@ -152,6 +154,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             store: StoreConfig::default(),
+            policy: None,
         }
     }
 }
@@ -336,6 +339,7 @@ mod tests {
         assert_eq!(c.limits.max_connections, d.limits.max_connections);
         assert_eq!(c.limits.readyz_probe_secs, d.limits.readyz_probe_secs);
         assert_eq!(c.store.max_bytes, d.store.max_bytes);
+        assert_eq!(c.policy, d.policy);
     }
 
     #[test]

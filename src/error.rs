@@ -30,6 +30,12 @@ pub enum Error {
     /// says, or the database itself misbehaved. Always 403.
     #[error("SECURITY: {0}")]
     Security(String),
+    /// The supply-chain gate refuses this version (a deny rule, a malicious-
+    /// package advisory, a blocked vulnerability, the cooldown, a typosquat):
+    /// it verified, but policy says no one gets it. Always 403; the message
+    /// names the module, the version and why (advisory ids, the rule's reason).
+    #[error("SECURITY: {0}")]
+    Refused(String),
     /// Upstream could not be reached or answered with an error.
     #[error("{0}")]
     UpstreamUnavailable(String),
@@ -62,6 +68,7 @@ impl Error {
             Error::Gone(_) => StatusCode::GONE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Security(_) => StatusCode::FORBIDDEN,
+            Error::Refused(_) => StatusCode::FORBIDDEN,
             Error::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,

@@ -23,6 +23,8 @@
 //! - [`store`]: the `Store` trait, the embedded store (sled index + blob files, proven
 //!   small blobs in memory), and streaming a blob to a client ([`store::stream`]).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
+//! - [`gate`]: the supply-chain verdict (policy rules, advisories; cooldown and
+//!   typosquat checks plug in) consulted before any artifact is served.
 //! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust` and `prefetch` commands.
 //! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run;
 //!   [`logfmt`]: the human log line format.
@@ -31,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod evict;
 pub mod flight;
+pub mod gate;
 pub mod http;
 pub mod limits;
 pub mod logfmt;

@@ -37,6 +37,49 @@ enum Command {
     Prefetch(PrefetchArgs),
     /// Exit 0 if a running modgate answers /healthz (for container HEALTHCHECKs).
     Healthcheck(HealthcheckArgs),
+    /// Ask the supply-chain policy (deny/allow rules and advisories) about module versions.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print the verdict on MODULE@VERSION and every reason behind it
+    /// (advisory ids, the rule's reason); exit 0 if it would be served, 1 if refused.
+    Check {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// MODULE@VERSION.
+        target: String,
+    },
+    /// List every cached version the current policy would refuse, with why.
+    Exposure {
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+}
+
+/// The policy file and the data dir of the `policy` commands.
+#[derive(Args)]
+struct PolicyArgs {
+    #[command(flatten)]
+    dir: DataDirArgs,
+    /// The policy file [default: the config file's `policy`].
+    #[arg(long, env = "MODGATE_POLICY", value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    fn policy_file(&self) -> Result<PathBuf, Box<dyn std::error::Error>> {
+        if let Some(p) = &self.policy {
+            return Ok(p.clone());
+        }
+        let from_config = match &self.dir.config {
+            Some(c) => Config::from_file(c)?.policy,
+            None => None,
+        };
+        from_config.ok_or_else(|| "no policy file: give --policy FILE (or MODGATE_POLICY)".into())
+    }
 }
 
 #[derive(Subcommand)]
@@ -212,6 +255,9 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "MODGATE_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// Supply-chain policy file (deny/allow rules, advisories); reloaded on SIGHUP and change.
+    #[arg(long, env = "MODGATE_POLICY", value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -244,6 +290,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.tls_key {
             c.tls.key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.policy {
+            c.policy = Some(v.clone());
         }
         Ok(c)
     }
@@ -317,6 +366,24 @@ async fn admin(cmd: Command) -> Result<bool, Box<dyn std::error::Error>> {
                 modgate::http::ops::healthz_url(&a.listen, a.tls_cert.is_some())
             });
             modgate::http::ops::probe(&url).await?;
+            Ok(true)
+        }
+        Command::Policy(PolicyCommand::Check { policy, target }) => {
+            let file = policy.policy_file()?;
+            let gate = modgate::admin::policy::load_gate(&file, &mut std::io::stderr()).await?;
+            // The data dir is optional here: say what is cached when it can be read.
+            let store = match (&policy.dir.data_dir, &policy.dir.config) {
+                (None, None) => None,
+                _ => Some(cache::open_store(&policy.dir.resolve()?)?),
+            };
+            let store = store.as_ref().map(|s| s as &dyn modgate::store::Store);
+            modgate::admin::policy::check(&gate, store, &target, &mut out).await
+        }
+        Command::Policy(PolicyCommand::Exposure { policy }) => {
+            let file = policy.policy_file()?;
+            let gate = modgate::admin::policy::load_gate(&file, &mut std::io::stderr()).await?;
+            let store = cache::open_store(&policy.dir.resolve()?)?;
+            modgate::admin::policy::exposure(&gate, &store, &mut out).await?;
             Ok(true)
         }
         Command::Serve(a) => serve(a).await.map(|()| true),

@@ -40,6 +40,21 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Times a load limit bit, by limit (see [`crate::limits`]).
     pub limit_hits: IntCounterVec,
+    /// Supply-chain gate verdicts on served artifacts, by outcome (`refuse`,
+    /// `warn`, `excepted`; `allow` is not counted, it is every other request)
+    /// and finding kind (`deny`, `malicious`, `vulnerability`, `cooldown`, `typosquat`, `allow`).
+    pub gate_verdicts: IntCounterVec,
+    /// Policy file loads by outcome (`ok`, `error`).
+    pub gate_policy_loads: IntCounterVec,
+    /// Advisory source reads by class (`malicious`, `vulnerabilities`) and outcome (`ok`, `error`).
+    pub gate_advisory_reads: IntCounterVec,
+    /// Advisory entries in force per source class.
+    pub gate_advisory_entries: IntGaugeVec,
+    /// Age in seconds of each class's oldest-modified source (now minus its
+    /// database `modified` time), set at each refresh.
+    pub gate_advisory_age: IntGaugeVec,
+    /// Cached versions the gate refuses now (kept as evidence, not served).
+    pub gate_blocked_cached: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -150,6 +165,41 @@ impl Metrics {
                 "Times a load limit bit (a miss queued or refused 503, a connection kept waiting), by limit.",
                 &["limit"],
             ),
+            gate_verdicts: counter(
+                &r,
+                "modgate_gate_verdicts_total",
+                "Supply-chain gate verdicts that were not a plain allow, by outcome and finding kind.",
+                &["outcome", "kind"],
+            ),
+            gate_policy_loads: counter(
+                &r,
+                "modgate_gate_policy_loads_total",
+                "Policy file loads by outcome (ok, error); a failed reload keeps the policy in force.",
+                &["outcome"],
+            ),
+            gate_advisory_reads: counter(
+                &r,
+                "modgate_gate_advisory_reads_total",
+                "Advisory source reads by class and outcome; a failed read keeps the source's last good set.",
+                &["class", "outcome"],
+            ),
+            gate_advisory_entries: gauge_vec(
+                &r,
+                "modgate_gate_advisory_entries",
+                "Advisory entries in force, by class.",
+                &["class"],
+            ),
+            gate_advisory_age: gauge_vec(
+                &r,
+                "modgate_gate_advisory_age_seconds",
+                "Seconds since the stalest source of each class was last modified (as it says), at the last refresh.",
+                &["class"],
+            ),
+            gate_blocked_cached: gauge(
+                &r,
+                "modgate_gate_blocked_cached_versions",
+                "Cached module versions the gate refuses now (kept, not served).",
+            ),
             registry: r,
         }
     }
@@ -197,6 +247,27 @@ impl Metrics {
     /// A load limit bit.
     pub fn limit_hit(&self, limit: &str) {
         self.limit_hits.with_label_values(&[limit]).inc();
+    }
+
+    /// One gate verdict that was not a plain allow: counted once per finding kind.
+    pub fn gate_verdict(&self, v: &crate::gate::Verdict) {
+        let outcome = v.outcome();
+        if let crate::gate::Verdict::Excepted { .. } = v {
+            self.gate_verdicts
+                .with_label_values(&[outcome, "allow"])
+                .inc();
+            return;
+        }
+        let mut seen: [bool; 5] = [false; 5];
+        for f in v.findings() {
+            let i = f.kind as usize;
+            if !seen[i] {
+                seen[i] = true;
+                self.gate_verdicts
+                    .with_label_values(&[outcome, f.kind.as_str()])
+                    .inc();
+            }
+        }
     }
 
     /// An artifact entered (`+1`) or left (`-1`) the store.

@@ -45,6 +45,8 @@ pub enum StartError {
     Auth(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error(transparent)]
+    Policy(#[from] crate::gate::PolicyError),
 }
 
 /// Builds everything a server needs from its configuration.
@@ -72,7 +74,8 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let client =
         Client::new(Arc::new(ops), &spec.vkey).map_err(|e| StartError::Key(e.to_string()))?;
     let auth = Arc::new(crate::http::auth::Auth::from_config(&cfg.auth).map_err(StartError::Auth)?);
-    let pipeline = Pipeline::new(store, upstream, Arc::new(client), cfg);
+    let gate = Arc::new(crate::gate::build(&cfg)?);
+    let pipeline = Pipeline::new_with_gate(store, upstream, Arc::new(client), cfg, gate);
     Ok(AppState { pipeline, auth })
 }
 
@@ -116,6 +119,10 @@ pub async fn run(
         tracing::error!(sumdb = sumdb.name(), error = %e, "loading checksum database trust state");
     }
     count_store(&state).await;
+    // The gate's advisories are read before the first request (a known
+    // malicious version must not slip through a start-up window); then its
+    // reload task watches the policy file, SIGHUP and the refresh interval.
+    let gate_task = crate::gate::reload::start(&state.pipeline).await;
     let cfg = state.pipeline.config();
     let tls = match cfg.tls.enabled() {
         true => Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg.tls)?)),
@@ -207,6 +214,7 @@ pub async fn run(
         });
     }
     drop(listener);
+    gate_task.abort();
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()

@@ -1,4 +1,5 @@
-//! Admin commands that work on a data dir: `cache`, `trust`, `prefetch`.
+//! Admin commands that work on a data dir: `cache`, `trust`, `prefetch`, `policy`.
 pub mod cache;
+pub mod policy;
 pub mod prefetch;
 pub mod trust;

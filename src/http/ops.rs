@@ -57,6 +57,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         "problems": problems,
         "sumdb": {"name": sumdb.name(), "tree_size": sumdb.latest().n, "forked": sumdb.is_forked()},
         "offline": p.config().offline,
+        "gate": p.gate().status_json(),
     });
     let status = if ready {
         StatusCode::OK

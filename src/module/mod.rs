@@ -1,6 +1,7 @@
 //! Module paths and versions: the rules of `golang.org/x/mod/module` and `semver` (x/mod v0.7.0).
 mod letter;
 pub mod path;
+pub mod pattern;
 pub mod pseudo;
 pub mod semver;
 pub mod version;

@@ -1,6 +1,10 @@
 //! `list`, `@latest` and non-canonical `.info` queries: mutable metadata,
 //! cached for a TTL, served stale when upstream fails, never verified
 //! artifacts (those go through the miss in `mod.rs`).
+//!
+//! The supply-chain gate applies here too: `list` leaves out versions a fetch
+//! would refuse, and `@latest` is chosen again from that filtered list when
+//! upstream's answer is refused (403 when no version is left).
 
 use std::sync::Arc;
 
@@ -36,6 +40,8 @@ impl Pipeline {
             .collect();
         versions.sort_by(|a, b| semver::compare(a, b));
         versions.dedup();
+        // Versions a fetch would refuse are not offered.
+        versions.retain(|v| self.gate.check(m.as_str(), v).served());
         let mut body = versions.join("\n");
         if !body.is_empty() {
             body.push('\n');
@@ -49,6 +55,7 @@ impl Pipeline {
         if self.cfg.offline {
             let mut versions = self.cached_versions(m).await?;
             versions.sort_by(|a, b| semver::compare(a, b));
+            versions.retain(|v| self.gate.check(m.as_str(), v).served());
             for v in versions.iter().rev() {
                 let Ok(mv) = ModVersion::new(m.as_str(), v) else {
                     continue;
@@ -62,10 +69,59 @@ impl Pipeline {
         let (body, cache) = self
             .cached_meta(m, "latest", &format!("{}/@latest", m.escaped()), false)
             .await?;
-        parse_info(body.as_bytes()).map_err(|r| {
+        let info = parse_info(body.as_bytes()).map_err(|r| {
             Error::UpstreamUnavailable(format!("{m}: upstream served an invalid @latest: {r}"))
         })?;
-        Ok((Bytes::from(body), cache))
+        let verdict = self.gate.check(m.as_str(), &info.version);
+        if verdict.served() {
+            return Ok((Bytes::from(body), cache));
+        }
+        self.latest_allowed(m, &info.version, &verdict.why()).await
+    }
+
+    /// `@latest` when upstream's latest is refused: the newest version of the
+    /// filtered `list` (a release if there is one, as the go command prefers),
+    /// with its verified `.info`; refused with why when none is left.
+    async fn latest_allowed(
+        self: &Arc<Self>,
+        m: &ModPath,
+        refused: &str,
+        why: &str,
+    ) -> Result<(Bytes, Cache)> {
+        let (list, cache) = self.list(m).await?;
+        let list = String::from_utf8_lossy(&list).into_owned();
+        let versions: Vec<&str> = list.lines().filter(|v| semver::is_valid(v)).collect();
+        let newest = |releases: bool| {
+            versions
+                .iter()
+                .filter(|v| !releases || semver::prerelease(v).is_empty())
+                .max_by(|a, b| semver::compare(a, b))
+                .copied()
+        };
+        let Some(v) = newest(true).or_else(|| newest(false)) else {
+            self.metrics()
+                .gate_verdicts
+                .with_label_values(&["refuse", "latest"])
+                .inc();
+            tracing::error!(target: "modgate::security", module = %m, latest = refused, why,
+                "@latest refused: no version of this module may be served");
+            return Err(crate::gate::serve::refusal(
+                m.as_str(),
+                "latest",
+                &format!("no version may be served; the newest, {refused}, is refused: {why}"),
+            ));
+        };
+        tracing::info!(target: "modgate::security", module = %m, refused, chosen = v, why,
+            "@latest: upstream's latest is refused; answering the newest allowed version");
+        let mv = ModVersion::new(m.as_str(), v).map_err(|e| Error::Internal(e.to_string()))?;
+        match self.artifact(&mv, Kind::Info).await {
+            Ok((e, _)) => Ok((Bytes::from(self.read_small(&e).await?), cache)),
+            Err(e) => {
+                tracing::warn!(module = %m, version = v, error = %e,
+                    "@latest: the allowed version's .info is unavailable; answering its version only");
+                Ok((Bytes::from(format!("{{\"Version\":\"{v}\"}}\n")), cache))
+            }
+        }
     }
 
     /// A non-canonical `.info` query (`@v/master.info`): resolved upstream,
@@ -84,11 +140,13 @@ impl Pipeline {
             )
             .await
             .map_err(|e| upstream_meta_error(m, e))?;
-        parse_info(&data).map_err(|r| {
+        let info = parse_info(&data).map_err(|r| {
             Error::UpstreamUnavailable(format!(
                 "{m}@{query}: upstream served an invalid .info: {r}"
             ))
         })?;
+        // A query resolving to a refused version is refused like the version.
+        crate::gate::serve::admit(&self.gate, self.metrics(), m.as_str(), &info.version)?;
         Ok(data)
     }
 

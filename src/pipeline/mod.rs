@@ -83,6 +83,8 @@ pub struct Pipeline {
     write_probe: crate::limits::Throttled,
     /// The store's size cap (`[store] max_bytes`, see [`crate::evict`]).
     evictor: Arc<crate::evict::Evictor>,
+    /// The supply-chain gate, consulted by `artifact` (and list/@latest).
+    gate: Arc<crate::gate::Gate>,
 }
 
 impl Pipeline {
@@ -91,6 +93,17 @@ impl Pipeline {
         upstream: Upstream,
         sumdb: Arc<Client>,
         cfg: Arc<Config>,
+    ) -> Arc<Pipeline> {
+        Self::new_with_gate(store, upstream, sumdb, cfg, Arc::default())
+    }
+
+    /// [`Pipeline::new`] with a supply-chain gate (`server::build` makes it from the policy).
+    pub fn new_with_gate(
+        store: Arc<dyn Store>,
+        upstream: Upstream,
+        sumdb: Arc<Client>,
+        cfg: Arc<Config>,
+        gate: Arc<crate::gate::Gate>,
     ) -> Arc<Pipeline> {
         let admission = crate::limits::Admission::new(&cfg.limits, upstream.metrics().clone());
         let probe_every = std::time::Duration::from_secs(cfg.limits.readyz_probe_secs);
@@ -106,7 +119,13 @@ impl Pipeline {
             admission,
             write_probe,
             evictor: Arc::new(crate::evict::Evictor::new(max_bytes)),
+            gate,
         })
+    }
+
+    /// The supply-chain gate.
+    pub fn gate(&self) -> &Arc<crate::gate::Gate> {
+        &self.gate
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -192,6 +211,9 @@ impl Pipeline {
         kind: Kind,
         admit: Option<Option<std::net::IpAddr>>,
     ) -> Result<(Entry, Cache)> {
+        // The supply-chain gate, before the store or upstream is touched: the
+        // one place every .info/.mod/.zip passes, cached or not.
+        crate::gate::serve::admit(&self.gate, self.metrics(), mv.path(), mv.version())?;
         if let Some(e) = self.store.entry(mv, kind).await? {
             self.evictor.served(mv.path(), mv.version());
             return Ok((e, Cache::Hit));

@@ -116,6 +116,27 @@ var builtinModules = []builtinSpec{
 		Files: map[string]string{
 			"app.go": "// Package app depends on other modules.\npackage app\n\nimport (\n\tupcase \"example.com/Upper/Case\"\n\t\"example.com/hello\"\n)\n\n// Greeting combines its dependencies.\nfunc Greeting() string { return hello.Hello() + \" \" + upcase.Shout() }\n",
 		},
+	},	{
+		// The real module that github.com/boltdb-go/bolt imitated (the
+		// supply-chain gate's tests); a stand-in package, not bolt's code.
+		Path:    "github.com/boltdb/bolt",
+		Version: "v1.3.1",
+		GoMod:   "module github.com/boltdb/bolt\n\ngo 1.16\n",
+		Files: map[string]string{
+			"go.mod":  "module github.com/boltdb/bolt\n\ngo 1.16\n",
+			"bolt.go": "// Package bolt stands in for the real key/value store.\npackage bolt\n\n// Name names the module.\nconst Name = \"bolt\"\n",
+		},
+	},
+	{
+		// The 2021 typosquat of github.com/boltdb/bolt (harmless here): it
+		// verifies against the checksum database like any honest module.
+		Path:    "github.com/boltdb-go/bolt",
+		Version: "v1.3.1",
+		GoMod:   "module github.com/boltdb-go/bolt\n\ngo 1.16\n",
+		Files: map[string]string{
+			"go.mod":  "module github.com/boltdb-go/bolt\n\ngo 1.16\n",
+			"bolt.go": "// Package bolt imitates github.com/boltdb/bolt.\npackage bolt\n\n// Name names the module.\nconst Name = \"bolt\"\n",
+		},
 	},
 }
 
