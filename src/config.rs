@@ -36,6 +36,24 @@ pub struct Config {
     pub cache: CacheConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
+    pub watch: WatchConfig,
+}
+
+/// Watching the checksum database's head (which dates new records, see
+/// `trust_watch`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Seconds between fetches of the database's signed head; 0 turns it off.
+    pub head_interval_secs: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            head_interval_secs: 30,
+        }
+    }
 }
 
 /// Serving HTTPS: both files set turns TLS on; neither leaves plain HTTP.
@@ -126,6 +144,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
+            watch: WatchConfig::default(),
         }
     }
 }
@@ -292,6 +311,7 @@ mod tests {
             d.cache.immutable_max_age_secs
         );
         assert!(!c.tls.enabled() && !c.auth.enabled());
+        assert_eq!(c.watch.head_interval_secs, d.watch.head_interval_secs);
     }
 
     #[test]

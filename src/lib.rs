@@ -18,6 +18,9 @@
 //!   ([`flight`]); verified lookups and list/@latest live beside it.
 //! - [`upstream`]: the shared HTTP client, GOPROXY-list semantics, limits, timeouts.
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
+//! - [`trust_watch`]: the background task that watches the database's head, so the
+//!   head history ([`sumdb::heads`]) dates new records within about a minute.
+//! - [`gate`]: the supply-chain verdict's signals — release cooldown, typosquats.
 //! - [`store`]: the `Store` trait, the embedded store (sled index + blob files, proven
 //!   small blobs in memory), and streaming a blob to a client ([`store::stream`]).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
@@ -28,6 +31,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod flight;
+pub mod gate;
 pub mod http;
 pub mod logfmt;
 pub mod metrics;
@@ -39,4 +43,5 @@ pub mod server;
 pub mod store;
 pub mod sumdb;
 pub mod trust;
+pub mod trust_watch;
 pub mod upstream;

@@ -116,6 +116,9 @@ pub async fn run(
         tracing::error!(sumdb = sumdb.name(), error = %e, "loading checksum database trust state");
     }
     count_store(&state).await;
+    // Dates new checksum-database records (stopped when dropped, at return).
+    let _head_watcher = crate::trust_watch::start(sumdb.clone(), state.pipeline.config());
+    let sumdb = sumdb.clone();
     let cfg = state.pipeline.config();
     let tls = match cfg.tls.enabled() {
         true => Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg.tls)?)),
@@ -195,6 +198,7 @@ pub async fn run(
             "shutdown: in-flight requests still running after {DRAIN_TIMEOUT:?}; stopping"
         );
     }
+    sumdb.flush_head_history().await;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! which tiles a proof needs, fetches them (cache first), and then runs the
 //! synchronous proof over a [`MemTiles`].
 
+use super::heads::{HeadHistory, HeadLog, heads_file};
 use super::lookup::{LookupError, parse_lookup};
 use super::note::{self, NoteError, Verifier, VerifierList};
 use super::tlog::{
@@ -278,6 +279,8 @@ pub struct Client {
     // Full tiles already written to the cache (or read from it).
     tile_saved: Mutex<HashSet<Tile>>,
     proxy: ProxyCache,
+    // When each trusted head was first seen: dates the records it added.
+    heads: HeadLog,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -299,6 +302,7 @@ impl Client {
             fork_marker: Mutex::new(None),
             tile_saved: Mutex::new(HashSet::new()),
             proxy: ProxyCache::default(),
+            heads: HeadLog::default(),
         })
     }
 
@@ -329,6 +333,30 @@ impl Client {
     /// The trusted tree head (size 0 before anything is known).
     pub fn latest(&self) -> Tree {
         lock(&self.latest).tree
+    }
+
+    /// When each trusted head was first seen (dates records; see [`super::heads`]).
+    pub fn head_history(&self) -> Arc<HeadHistory> {
+        self.heads.snapshot()
+    }
+
+    /// Writes the head history now if it changed (at shutdown, say).
+    pub async fn flush_head_history(&self) {
+        self.heads
+            .persist(&*self.ops, &heads_file(&self.name), true)
+            .await;
+    }
+
+    /// Fetches, verifies and trusts the database's current head (through
+    /// [`Client::proxy_latest`]: a fork is caught here too), so that records
+    /// are dated soon after they enter the log; returns the trusted tree and
+    /// whether the database answered (false: unreachable, nothing learnt).
+    pub async fn watch_head(&self) -> Result<(Tree, bool), ClientError> {
+        let fresh = !self.proxy_latest().await?.stale;
+        self.heads
+            .persist(&*self.ops, &heads_file(&self.name), false)
+            .await;
+        Ok((self.latest(), fresh))
     }
 
     /// The signed note of the trusted tree head (empty before anything is known).
@@ -415,6 +443,7 @@ impl Client {
             *lock(&self.fork_marker) = Some(marker);
             self.forked.store(true, Ordering::SeqCst);
         }
+        self.heads.load(&*self.ops, &heads_file(&self.name)).await?;
         self.loaded.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -427,6 +456,12 @@ impl Client {
         if self.merge_latest_mem(tree, msg).await? != When::Future {
             return Ok(tree);
         }
+        // A newer head than any trusted before: now is when it was first
+        // seen, which dates every record it added (see `heads`).
+        self.heads.seen(tree.n, now_secs());
+        self.heads
+            .persist(&*self.ops, &heads_file(&self.name), false)
+            .await;
         // The note is newer than what we had: persist the in-memory latest,
         // after merging whatever another process may have persisted.
         let file = self.config_file();
@@ -850,6 +885,13 @@ impl Client {
             cache.insert(t.full(), (Instant::now(), data.to_vec()));
         }
     }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Whether hash tile `t` lies wholly inside a tree of `n` records.

@@ -1,0 +1,216 @@
+//! The trusted-head history that dates checksum-database records: kept by the
+//! client as its trusted head advances, persisted, reloaded; and kept current
+//! by the server's head watcher against the reference upstream's live log.
+
+mod common;
+mod sumdb_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::modgate::{Modgate, test_config};
+use common::refupstream::RefUpstream;
+use modgate::store::{EmbeddedStore, Meta, Store, now_secs};
+use modgate::sumdb::client::Client;
+use modgate::sumdb::heads::{HeadHistory, RecordDate, heads_file};
+use modgate::sumdb::note::{self, Signer, key_pair_from_seed};
+use modgate::sumdb::tlog::*;
+use sumdb_support::{DirOps, block_on};
+
+/// A log of records `m<i>`, served at a chosen size (as in sumdb_client.rs).
+struct TestLog {
+    records: Vec<String>,
+    storage: Vec<Hash>,
+}
+
+impl TestLog {
+    fn new(n: usize) -> Self {
+        let records: Vec<String> = (0..n)
+            .map(|i| {
+                let h = record_hash(format!("m{i}").as_bytes());
+                format!("example.com/m{i} v1.0.0 h1:{h}\nexample.com/m{i} v1.0.0/go.mod h1:{h}\n")
+            })
+            .collect();
+        let mut storage = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            storage.extend(stored_hashes(i as i64, r.as_bytes(), &storage).unwrap());
+        }
+        TestLog { records, storage }
+    }
+    fn note(&self, n: i64, s: &Signer) -> Vec<u8> {
+        let tree = Tree {
+            n,
+            hash: tree_hash(n, &self.storage).unwrap(),
+        };
+        note::sign(std::str::from_utf8(&format_tree(&tree)).unwrap(), &[s]).unwrap()
+    }
+    fn serve(&self, ops: &DirOps, n: i64, s: &Signer) {
+        for t in new_tiles(8, 0, n) {
+            ops.set(&t.path(), read_tile_data(&t, &self.storage).unwrap());
+        }
+        let note = self.note(n, s);
+        for id in 0..n as usize {
+            let mut resp = format!("{id}\n{}\n", self.records[id]).into_bytes();
+            resp.extend_from_slice(&note);
+            ops.set(&format!("lookup/example.com/m{id}@v1.0.0"), resp);
+        }
+        ops.set("latest", note);
+    }
+}
+
+#[test]
+fn the_client_records_each_new_head_and_persists_the_history() {
+    let (skey, vkey) = key_pair_from_seed("test.sumdb", &[7u8; 32]);
+    let s = Signer::new(&skey).unwrap();
+    let log = TestLog::new(600);
+    let ops = Arc::new(DirOps::new("/nonexistent"));
+    let file = heads_file("test.sumdb");
+
+    log.serve(&ops, 300, &s);
+    let c = Client::new(ops.clone(), &vkey).unwrap();
+    assert_eq!(c.head_history().first(), None, "nothing watched yet");
+    let before = now_secs();
+    let (tree, fresh) = block_on(c.watch_head()).unwrap();
+    assert!(fresh);
+    assert_eq!(tree.n, 300);
+    let h = c.head_history();
+    let first = h.first().expect("first head recorded");
+    assert_eq!(first.size, 300);
+    assert!(first.seen >= before && first.seen <= now_secs());
+    // The first head is written at once: it is the boundary of the watch.
+    let stored = ops.config.lock().unwrap().get(&file).cloned();
+    assert_eq!(
+        HeadHistory::decode(&stored.expect("persisted")).unwrap(),
+        *h
+    );
+
+    // A lookup that brings a newer note advances the history too.
+    log.serve(&ops, 450, &s);
+    let v = block_on(c.lookup("example.com/m400", "v1.0.0")).unwrap();
+    assert_eq!(v.id, 400);
+    let h = c.head_history();
+    assert!(matches!(h.date(120), RecordDate::BeforeWatch { .. }));
+    match h.date(v.id) {
+        RecordDate::FirstSeen { head } => {
+            assert_eq!(head.size, 450);
+            assert!(head.seen >= first.seen && head.seen <= now_secs());
+        }
+        other => panic!("record 400 dated {other:?}"),
+    }
+    // A past note (an older lookup answer) changes nothing.
+    log.serve(&ops, 350, &s);
+    block_on(c.lookup("example.com/m320", "v1.0.0")).unwrap();
+    assert_eq!(c.head_history().newest().map(|n| n.size), Some(450));
+
+    // The second head waits for the next write; a flush writes it, and a
+    // client started afterwards (a restart) carries on from the stored one.
+    block_on(c.flush_head_history());
+    let c2 = Client::new(ops.clone(), &vkey).unwrap();
+    block_on(c2.load()).unwrap();
+    assert_eq!(*c2.head_history(), *c.head_history());
+
+    // A damaged stored history is replaced, not fatal: the watch restarts.
+    ops.config
+        .lock()
+        .unwrap()
+        .insert(file.clone(), b"{not json".to_vec());
+    let c3 = Client::new(ops.clone(), &vkey).unwrap();
+    block_on(c3.load()).unwrap();
+    assert_eq!(c3.head_history().first(), None);
+    log.serve(&ops, 500, &s);
+    block_on(c3.lookup("example.com/m460", "v1.0.0")).unwrap();
+    assert_eq!(c3.head_history().first().map(|f| f.size), Some(500));
+    let stored = ops.config.lock().unwrap().get(&file).cloned().unwrap();
+    assert_eq!(
+        HeadHistory::decode(&stored)
+            .unwrap()
+            .first()
+            .map(|f| f.size),
+        Some(500)
+    );
+}
+
+fn latest_fetches(up: &RefUpstream) -> u64 {
+    up.hits("/sumdb/refsum.test/latest")
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The record id the reference database gives `module@version` (looking it
+/// up adds it to the log, as sum.golang.org does on first lookup).
+fn record_id(up: &RefUpstream, module: &str, version: &str) -> i64 {
+    let body = up
+        .get(&format!("/sumdb/refsum.test/lookup/{module}@{version}"))
+        .text();
+    body.lines().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_server_watches_the_head_and_dates_a_new_record_within_seconds() {
+    let up = RefUpstream::start(&[]);
+    let old = record_id(&up, "example.com/hello", "v1.0.0");
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(data.path(), &up.url, &up.gosumdb());
+    cfg.watch.head_interval_secs = 1;
+    let mut mg = Modgate::start(cfg);
+
+    // The first round trusts the log as it is: the watch's boundary.
+    wait_for("the first watch", Duration::from_secs(20), || {
+        latest_fetches(&up) >= 1
+    });
+    // A version the database records only now, after modgate started watching.
+    let t_new = now_secs();
+    let new = record_id(&up, "example.com/hello", "v1.1.0");
+    assert!(new > old);
+    // Fetched by the watcher once its last answer (reused for 5 s) expires.
+    let seen = latest_fetches(&up);
+    wait_for(
+        "the watcher to see the new head",
+        Duration::from_secs(30),
+        || latest_fetches(&up) >= seen + 1,
+    );
+    mg.stop();
+
+    let store = EmbeddedStore::open(data.path()).unwrap();
+    let raw = block_on(store.meta_get(Meta::Trust, &heads_file("refsum.test")))
+        .unwrap()
+        .expect("head history persisted at shutdown");
+    let h = HeadHistory::decode(&raw).unwrap();
+    assert!(
+        matches!(h.date(old), RecordDate::BeforeWatch { .. }),
+        "{:?}",
+        h.date(old)
+    );
+    match h.date(new) {
+        RecordDate::FirstSeen { head } => {
+            assert!(head.size > new);
+            // Dated by the watch, seconds after it entered the log (generous
+            // bound: the watch interval, the 5 s reuse, a slow machine).
+            assert!(
+                head.seen >= t_new && head.seen <= t_new + 30,
+                "seen {} vs entered {t_new}",
+                head.seen
+            );
+        }
+        other => panic!("new record dated {other:?}: {:?}", h.heads()),
+    }
+}
+
+#[test]
+fn an_offline_server_does_not_watch() {
+    let up = RefUpstream::start(&[]);
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(data.path(), &up.url, &up.gosumdb());
+    cfg.watch.head_interval_secs = 1;
+    cfg.offline = true;
+    let mg = Modgate::start(cfg);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(latest_fetches(&up), 0);
+    drop(mg);
+}
