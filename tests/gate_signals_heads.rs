@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::modgate::{Modgate, test_config};
 use common::refupstream::RefUpstream;
+use modgate::gate::cooldown::{self, Cooldown, Subject};
 use modgate::store::{EmbeddedStore, Meta, Store, now_secs};
 use modgate::sumdb::client::Client;
 use modgate::sumdb::heads::{HeadHistory, RecordDate, heads_file};
@@ -200,6 +201,37 @@ fn the_server_watches_the_head_and_dates_a_new_record_within_seconds() {
         }
         other => panic!("new record dated {other:?}: {:?}", h.heads()),
     }
+
+    // The cooldown on this real history: the new version is held however
+    // far back its .info Time is set; the one already in the log when the
+    // watch began is served (a fresh mirror does not hold what exists).
+    let three_days = Cooldown {
+        min_age: Duration::from_secs(3 * 86400),
+        exempt: &|_: &str| false,
+    };
+    let years_ago = now_secs() - 10 * 365 * 86400;
+    let fresh = Subject {
+        module: "example.com/hello",
+        version: "v1.1.0",
+        record_id: new,
+        info_time: Some(years_ago),
+    };
+    let hold = cooldown::check(&three_days, &fresh, &h, now_secs()).expect("held");
+    assert!(hold.until >= t_new + 3 * 86400, "{hold:?}");
+    assert!(
+        hold.reason.contains("example.com/hello@v1.1.0"),
+        "{}",
+        hold.reason
+    );
+    let existing = Subject {
+        version: "v1.0.0",
+        record_id: old,
+        ..fresh
+    };
+    assert_eq!(
+        cooldown::check(&three_days, &existing, &h, now_secs()),
+        None
+    );
 }
 
 #[test]
