@@ -16,6 +16,7 @@ use modgate::sumdb::client::Client;
 use modgate::sumdb::heads::{HeadHistory, RecordDate, heads_file};
 use modgate::sumdb::note::{self, Signer, key_pair_from_seed};
 use modgate::sumdb::tlog::*;
+use modgate::trust::stored_head_history;
 use sumdb_support::{DirOps, block_on};
 
 /// A log of records `m<i>`, served at a chosen size (as in sumdb_client.rs).
@@ -179,10 +180,13 @@ fn the_server_watches_the_head_and_dates_a_new_record_within_seconds() {
     mg.stop();
 
     let store = EmbeddedStore::open(data.path()).unwrap();
-    let raw = block_on(store.meta_get(Meta::Trust, &heads_file("refsum.test")))
-        .unwrap()
-        .expect("head history persisted at shutdown");
-    let h = HeadHistory::decode(&raw).unwrap();
+    assert!(
+        block_on(store.meta_get(Meta::Trust, &heads_file("refsum.test")))
+            .unwrap()
+            .is_some(),
+        "head history persisted at shutdown"
+    );
+    let h = block_on(stored_head_history(&store, "refsum.test")).unwrap();
     assert!(
         matches!(h.date(old), RecordDate::BeforeWatch { .. }),
         "{:?}",
