@@ -39,50 +39,42 @@ pub fn start(client: Arc<Client>, cfg: &Config) -> Option<HeadWatcher> {
     })
 }
 
-/// What the last round ended with, so a lasting condition is logged once
-/// when it starts and once when it ends, not every round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Fresh,
-    Unreachable,
-    Failed,
-}
-
 async fn watch(client: Arc<Client>, every: Duration) {
     // The first round one interval after start, not at once: a start-up
     // verifies nothing yet, and the first lookup trusts a head anyway.
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     // After a slow round, wait a whole interval again rather than bursting.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = Outcome::Fresh;
+    // Whether the last round failed: a lasting outage is logged when it
+    // starts and when it ends, not every round.
+    let mut failing = false;
     loop {
         ticks.tick().await;
-        let now = match client.watch_head().await {
-            Ok((tree, true)) => {
+        match client.watch_head().await {
+            Ok(tree) => {
                 tracing::debug!(sumdb = client.name(), tree_size = tree.n, "watched head");
-                Outcome::Fresh
+                if failing {
+                    tracing::info!(
+                        sumdb = client.name(),
+                        tree_size = tree.n,
+                        "watching the checksum database head again"
+                    );
+                }
+                failing = false;
             }
-            // proxy_latest has logged why; records are dated late meanwhile.
-            Ok((_, false)) => Outcome::Unreachable,
             Err(e) => {
-                if last != Outcome::Failed {
+                if !failing {
                     if e.is_security() {
                         tracing::error!(target: "modgate::security", sumdb = client.name(),
                             error = %e, "watching the checksum database head");
                     } else {
                         tracing::warn!(sumdb = client.name(), error = %e,
-                            "watching the checksum database head");
+                            "watching the checksum database head failed; new versions are \
+                             dated when next looked up (later) until it works again");
                     }
                 }
-                Outcome::Failed
+                failing = true;
             }
-        };
-        if now == Outcome::Fresh && last != Outcome::Fresh {
-            tracing::info!(
-                sumdb = client.name(),
-                "watching the checksum database head again"
-            );
         }
-        last = now;
     }
 }

@@ -347,16 +347,23 @@ impl Client {
             .await;
     }
 
-    /// Fetches, verifies and trusts the database's current head (through
-    /// [`Client::proxy_latest`]: a fork is caught here too), so that records
-    /// are dated soon after they enter the log; returns the trusted tree and
-    /// whether the database answered (false: unreachable, nothing learnt).
-    pub async fn watch_head(&self) -> Result<(Tree, bool), ClientError> {
-        let fresh = !self.proxy_latest().await?.stale;
+    /// Fetches, verifies and trusts the database's current head, so that
+    /// records are dated soon after they enter the log (the head watcher's
+    /// round). The same path as [`Client::proxy_latest`] — merged with a
+    /// consistency proof, a fork caught here too, the note then reused for
+    /// `go` clients — but always asking the database, and failing when it
+    /// cannot be reached rather than falling back to the last trusted note
+    /// (the watcher logs an outage once, not every round).
+    pub async fn watch_head(&self) -> Result<Tree, ClientError> {
+        self.ensure_loaded().await?;
+        self.check_not_forked()?;
+        let msg = self.ops.read_remote("latest").await?;
+        let tree = self.merge_latest(&msg).await?;
+        *lock(&self.proxy.latest) = Some((Instant::now(), msg));
         self.heads
             .persist(&*self.ops, &heads_file(&self.name), false)
             .await;
-        Ok((self.latest(), fresh))
+        Ok(tree)
     }
 
     /// The signed note of the trusted tree head (empty before anything is known).
