@@ -92,7 +92,7 @@ const SUFFIXES: &[&str] = &["-golang", "_golang", "-go", "_go", ".go"];
 pub struct Resemblance {
     /// The corpus member it resembles.
     pub similar_to: String,
-    /// Why, for people: e.g. "`boltdb-go` is `boltdb` with the affix `-go`".
+    /// Why, for people: e.g. "`boltdb-go` is `boltdb` with `-go` added".
     pub how: String,
 }
 
@@ -330,9 +330,15 @@ fn compare(c: &str, m: &str) -> Option<String> {
     }
     let (bc, bm) = (strip_affix(c), strip_affix(m));
     if bc == bm && bc.len() >= 3 {
-        return Some(match (c.len() > m.len(), bm == m, bc == c) {
-            (true, true, _) => format!("`{c}` is `{m}` with an affix"),
-            (false, _, true) => format!("`{c}` is `{m}` without its affix"),
+        // The affix itself: what one has around the other.
+        let around = |long: &str, short: &str| {
+            long.strip_prefix(short)
+                .or_else(|| long.strip_suffix(short))
+                .map(str::to_string)
+        };
+        return Some(match (around(c, m), around(m, c)) {
+            (Some(a), _) => format!("`{c}` is `{m}` with `{a}` added"),
+            (_, Some(a)) => format!("`{c}` is `{m}` without `{a}`"),
             _ => format!("`{c}` is `{m}` with another affix"),
         });
     }
@@ -430,11 +436,7 @@ mod tests {
     fn the_boltdb_go_case() {
         let r = flagged(&corpus(), "github.com/boltdb-go/bolt");
         assert_eq!(r.similar_to, "github.com/boltdb/bolt");
-        assert!(
-            r.how.contains("`boltdb-go` is `boltdb` with an affix"),
-            "{}",
-            r.how
-        );
+        assert_eq!(r.how, "`boltdb-go` is `boltdb` with `-go` added");
     }
 
     #[test]
@@ -448,7 +450,9 @@ mod tests {
         assert_eq!(r.similar_to, "golang.org/x/crypto");
         let r = flagged(&c, "github.com/kit/kit");
         assert_eq!(r.similar_to, "github.com/go-kit/kit");
-        assert!(r.how.contains("without its affix"), "{}", r.how);
+        assert_eq!(r.how, "`kit` is `go-kit` without `go-`");
+        let r = flagged(&c, "github.com/golang-kit/kit");
+        assert_eq!(r.how, "`golang-kit` is `go-kit` with another affix");
         let r = flagged(&c, "github.com/golang-hashicorp/multierror-go");
         assert_eq!(r.similar_to, "github.com/hashicorp/go-multierror");
         // On a code host an owner's own repositories are its own: no affix
