@@ -110,6 +110,23 @@ fn the_client_records_each_new_head_and_persists_the_history() {
     block_on(c2.load()).unwrap();
     assert_eq!(*c2.head_history(), *c.head_history());
 
+    // Heads trusted after the last write (lost in a crash) are dated at the
+    // next start: later than they were seen, never earlier.
+    log.serve(&ops, 480, &s);
+    block_on(c.lookup("example.com/m470", "v1.0.0")).unwrap();
+    let written = HeadHistory::decode(&ops.config.lock().unwrap()[&file]).unwrap();
+    assert_eq!(written.newest().map(|n| n.size), Some(450), "not due yet");
+    let restart = now_secs();
+    let c4 = Client::new(ops.clone(), &vkey).unwrap();
+    block_on(c4.load()).unwrap();
+    match c4.head_history().date(470) {
+        RecordDate::FirstSeen { head } => {
+            assert_eq!(head.size, 480);
+            assert!(head.seen >= restart);
+        }
+        other => panic!("record 470 dated {other:?}"),
+    }
+
     // A damaged stored history is replaced, not fatal: the watch restarts.
     ops.config
         .lock()
@@ -119,7 +136,7 @@ fn the_client_records_each_new_head_and_persists_the_history() {
     block_on(c3.load()).unwrap();
     assert_eq!(c3.head_history().first(), None);
     log.serve(&ops, 500, &s);
-    block_on(c3.lookup("example.com/m460", "v1.0.0")).unwrap();
+    block_on(c3.lookup("example.com/m490", "v1.0.0")).unwrap();
     assert_eq!(c3.head_history().first().map(|f| f.size), Some(500));
     let stored = ops.config.lock().unwrap().get(&file).cloned().unwrap();
     assert_eq!(

@@ -451,6 +451,19 @@ impl Client {
             self.forked.store(true, Ordering::SeqCst);
         }
         self.heads.load(&*self.ops, &heads_file(&self.name)).await?;
+        // A head trusted after the history was last written (it is written
+        // every few minutes; a crash loses the rest) is dated now: later than
+        // it was seen, never earlier. An empty history stays empty: the
+        // first head seen from now on starts the watch.
+        let trusted = self.latest().n;
+        if self
+            .heads
+            .snapshot()
+            .newest()
+            .is_some_and(|h| h.size < trusted)
+        {
+            self.heads.seen(trusted, now_secs());
+        }
         self.loaded.store(true, Ordering::SeqCst);
         Ok(())
     }
