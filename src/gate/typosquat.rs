@@ -51,6 +51,10 @@
 //!   `github.com/go-viper/mapstructure` and its `/v2`, the maintained
 //!   successor of the very popular, archived `github.com/mitchellh/mapstructure`
 //!   (the "new owner" check; what `[[allow]]` is for). 2 of 1,373 (0.15%).
+//!   With the other 1,372 fed in as modules the mirror serves, each path
+//!   resembles none of them: the same `boltdb-go/bolt` and
+//!   `go-viper/mapstructure` are flagged (its `/v2` then lies below a served
+//!   module), nothing else (measured once, not pinned: 1,373 corpora).
 //!
 //! Before the code-host owner rule (an owner's own repositories are never
 //! compared with each other) the vulndb set had 8 more:
