@@ -253,6 +253,17 @@ fn the_server_watches_the_head_and_dates_a_new_record_within_seconds() {
         cooldown::check(&three_days, &existing, &h, now_secs()),
         None
     );
+
+    // `modgate trust show` tells an operator since when modgate has watched.
+    drop(store);
+    let shown =
+        modgate::admin::trust::render(&modgate::admin::trust::show(data.path(), None).unwrap());
+    let first = h.first().unwrap().size;
+    assert!(
+        shown.contains(&format!("watched since: tree size {first} at ")),
+        "{shown}"
+    );
+    assert!(shown.contains("newest head seen: tree size "), "{shown}");
 }
 
 #[test]
