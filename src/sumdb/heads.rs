@@ -418,6 +418,42 @@ mod tests {
         assert_eq!(HeadHistory::decode(&stored).unwrap(), h);
     }
 
+    proptest::proptest! {
+        /// Whatever the rhythm of heads, a record is never dated before the
+        /// head that first held it, and late by at most max(60 s, ~age/128).
+        #[test]
+        fn thinning_only_dates_later_within_bounds(
+            steps in proptest::collection::vec((1i64..1000, 0u64..200_000), 1..1500)
+        ) {
+            let mut h = HeadHistory::new();
+            let mut truth = Vec::new();
+            let (mut size, mut now) = (0i64, T0);
+            for (dsize, dt) in steps {
+                size += dsize;
+                now += dt;
+                h.record(size, now);
+                truth.push((size, now));
+            }
+            proptest::prop_assert!(h.heads().windows(2).all(|w| w[0].size < w[1].size && w[0].seen <= w[1].seen));
+            proptest::prop_assert_eq!(h.first().map(|f| f.size), truth.first().map(|t| t.0));
+            proptest::prop_assert_eq!(h.newest().map(|f| f.size), truth.last().map(|t| t.0));
+            for w in truth.windows(2) {
+                let ((prev, _), (size, seen)) = (w[0], w[1]);
+                for id in [prev, size - 1] {
+                    let RecordDate::FirstSeen { head } = h.date(id) else {
+                        return Err(proptest::test_runner::TestCaseError::fail(format!("record {id} not dated")));
+                    };
+                    proptest::prop_assert!(head.seen >= seen, "record {} dated early", id);
+                    let age = now - seen;
+                    let allowed = MIN_GAP_SECS.max(age / (THIN_RATIO - 1) + 1);
+                    proptest::prop_assert!(head.seen - seen <= allowed,
+                        "record {} dated {}s late, allowed {}", id, head.seen - seen, allowed);
+                }
+            }
+            proptest::prop_assert_eq!(HeadHistory::decode(&h.encode()).unwrap(), h);
+        }
+    }
+
     #[test]
     fn stored_form_round_trips_and_rejects_damage() {
         let mut h = HeadHistory::new();
