@@ -18,10 +18,12 @@
 //! for the length of the cooldown would make a fresh mirror refuse every
 //! existing version for days. So such a record is **old enough**, except
 //! that its `.info` Time, when given, can still hold it: a version whose
-//! commit time is within `min_age` is held until that time plus `min_age`.
-//! There, and only there, the author's clock is used, and only to *add* a
-//! hold — a backdated `.info` buys nothing that "older than the watch" had
-//! not already granted. For records modgate watched enter the log, the
+//! commit time is within `min_age` is held until that time plus `min_age`
+//! (but no longer than `min_age` after the watch began: the log proves the
+//! record was there by then, so a future-dated `.info` cannot hold it for
+//! ever). There, and only there, the author's clock is used, and only to
+//! *add* a hold — a backdated `.info` buys nothing that "older than the
+//! watch" had not already granted. For records modgate watched enter the log, the
 //! `.info` Time is ignored: it can never shorten a cooldown. (The other
 //! option, the index.golang.org feed, needs a feed per upstream and dates
 //! only what proxy.golang.org saw; the watch boundary is one point in time,
@@ -115,8 +117,9 @@ pub fn check(
                 newest_size: Some(newest.size),
             },
         ),
+        // In the log by the time the watch began, whatever .info claims.
         RecordDate::BeforeWatch { first } => (
-            subject.info_time?,
+            subject.info_time?.min(first.seen),
             AgeSource::InfoTime {
                 first_head_size: Some(first.size),
                 time: subject.info_time?,
@@ -344,6 +347,11 @@ mod tests {
             "{}",
             hold.reason
         );
+        // A future .info Time holds no longer than min_age after the watch
+        // began: the log shows the record was there by then.
+        let hold = check(&c, &subject(740_000, Some(NOW + YEARS)), &fresh, NOW).expect("held");
+        assert_eq!(hold.until, NOW - 60 + 3 * DAY);
+        assert!(hold.reason.contains("in the future"), "{}", hold.reason);
         // Once the cooldown has passed since the mirror's first head, every
         // pre-watch record is old by the log too (the rule stops mattering).
         assert!(
@@ -355,6 +363,8 @@ mod tests {
             )
             .is_none()
         );
+        let future = subject(740_000, Some(NOW + YEARS));
+        assert!(check(&c, &future, &fresh, NOW - 60 + 3 * DAY).is_none());
     }
 
     #[test]
