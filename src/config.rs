@@ -39,6 +39,7 @@ pub struct Config {
     pub store: StoreConfig,
     /// The supply-chain policy file (`gate::policy`); none: verification alone decides.
     pub policy: Option<PathBuf>,
+    pub watch: WatchConfig,
 }
 
 /// The store's size cap (see [`crate::evict`]).
@@ -48,6 +49,23 @@ pub struct StoreConfig {
     /// Bytes of artifacts kept; past it the versions served least recently
     /// are evicted (and fetched and verified again on demand). 0: no cap.
     pub max_bytes: u64,
+}
+
+/// Watching the checksum database's head (which dates new records, see
+/// `trust_watch`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Seconds between fetches of the database's signed head; 0 turns it off.
+    pub head_interval_secs: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            head_interval_secs: 30,
+        }
+    }
 }
 
 /// Serving HTTPS: both files set turns TLS on; neither leaves plain HTTP.
@@ -155,6 +173,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             store: StoreConfig::default(),
             policy: None,
+            watch: WatchConfig::default(),
         }
     }
 }
@@ -340,6 +359,7 @@ mod tests {
         assert_eq!(c.limits.readyz_probe_secs, d.limits.readyz_probe_secs);
         assert_eq!(c.store.max_bytes, d.store.max_bytes);
         assert_eq!(c.policy, d.policy);
+        assert_eq!(c.watch.head_interval_secs, d.watch.head_interval_secs);
     }
 
     #[test]

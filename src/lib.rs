@@ -20,6 +20,9 @@
 //! - [`limits`]: admission of misses (in all, per client, queue wait) and the spool's byte budget.
 //! - [`upstream`]: the shared HTTP client, GOPROXY-list semantics, limits, timeouts.
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
+//! - [`trust_watch`]: the background task that watches the database's head, so the
+//!   head history ([`sumdb::heads`]) dates new records within about a minute.
+//! - [`gate`]: the supply-chain verdict's signals — release cooldown, typosquats.
 //! - [`store`]: the `Store` trait, the embedded store (sled index + blob files, proven
 //!   small blobs in memory), and streaming a blob to a client ([`store::stream`]).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
@@ -46,4 +49,5 @@ pub mod server;
 pub mod store;
 pub mod sumdb;
 pub mod trust;
+pub mod trust_watch;
 pub mod upstream;

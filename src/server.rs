@@ -123,6 +123,9 @@ pub async fn run(
     // malicious version must not slip through a start-up window); then its
     // reload task watches the policy file, SIGHUP and the refresh interval.
     let gate_task = crate::gate::reload::start(&state.pipeline).await;
+    // Dates new checksum-database records (stopped when dropped, at return).
+    let _head_watcher = crate::trust_watch::start(sumdb.clone(), state.pipeline.config());
+    let sumdb = sumdb.clone();
     let cfg = state.pipeline.config();
     let tls = match cfg.tls.enabled() {
         true => Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg.tls)?)),
@@ -223,6 +226,7 @@ pub async fn run(
             "shutdown: in-flight requests still running after {DRAIN_TIMEOUT:?}; stopping"
         );
     }
+    sumdb.flush_head_history().await;
     Ok(())
 }
 

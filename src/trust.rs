@@ -3,7 +3,9 @@
 //!
 //! Trust-store layout (`Meta::Trust`): `<name>/latest` holds the newest
 //! verified signed tree note; `<name>/fork` a [`ForkMarker`] once the database
-//! was caught presenting a forked log. Evidence directories are
+//! was caught presenting a forked log; `<name>/heads` the head history (when
+//! each trusted tree size was first seen, see [`crate::sumdb::heads`]).
+//! Evidence directories are
 //! `<data-dir>/evidence/<name>-fork-<unix seconds>/` holding `old_note`,
 //! `new_note`, `proof` (the hashes proving the inconsistency) and
 //! `evidence.txt` (all of it, as the go command prints it).
@@ -15,6 +17,7 @@ use async_trait::async_trait;
 
 use crate::store::{Meta, Store, StoreError};
 use crate::sumdb::client::{ClientError, ClientOps, ForkEvidence, ForkMarker};
+use crate::sumdb::heads::{HeadHistory, heads_file};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// [`ClientOps`] for one checksum database.
@@ -147,6 +150,24 @@ impl ClientOps for SumdbOps {
             ),
         }
     }
+}
+
+/// The head history of database `name` as the trust store holds it, for
+/// commands that judge versions without a running client (e.g. a policy
+/// check on a data dir). A running server writes it at most every few
+/// minutes and at shutdown (see [`crate::sumdb::heads`]). A damaged one
+/// reads as empty (nothing watched), as the client itself would start over.
+pub async fn stored_head_history(store: &dyn Store, name: &str) -> Result<HeadHistory, StoreError> {
+    let raw = store.meta_get(Meta::Trust, &heads_file(name)).await?;
+    Ok(match raw.map(|r| HeadHistory::decode(&r)) {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            tracing::error!(target: "modgate::security", sumdb = name, error = %e,
+                "stored checksum-database head history is damaged; reading it as empty");
+            HeadHistory::new()
+        }
+        None => HeadHistory::new(),
+    })
 }
 
 /// Where a checksum database's fork evidence directories live.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::store::Meta;
 use crate::sumdb::client::{ForkMarker, fork_file, latest_file};
+use crate::sumdb::heads::{HeadHistory, heads_file};
 use crate::sumdb::tlog::{Tree, parse_tree};
 use crate::trust::evidence_dirs;
 
@@ -47,6 +48,9 @@ pub struct SumdbTrust {
     pub evidence: Vec<PathBuf>,
     /// Authenticated full tiles cached for this database.
     pub cached_tiles: usize,
+    /// When each trusted tree size was first seen (dates records for the
+    /// release cooldown); empty if nothing was watched or it is unreadable.
+    pub heads: HeadHistory,
 }
 
 /// What `reset` removed.
@@ -125,16 +129,25 @@ pub fn show(data_dir: &Path, only: Option<&str>) -> Result<Vec<SumdbTrust>, Trus
     for name in names {
         let note = trust.get(latest_file(&name)).map_err(&err)?;
         let fork = trust.get(fork_file(&name)).map_err(&err)?;
+        let heads = trust.get(heads_file(&name)).map_err(&err)?;
         out.push(SumdbTrust {
             tree: note.as_deref().and_then(note_tree),
             note: note.map(|n| String::from_utf8_lossy(&n).into_owned()),
             fork: fork.map(|f| ForkMarker::parse(&f)),
             evidence: evidence_dirs(data_dir, &name),
             cached_tiles: tiles.scan_prefix(format!("{name}/")).count(),
+            heads: heads
+                .and_then(|h| HeadHistory::decode(&h).ok())
+                .unwrap_or_default(),
             name,
         });
     }
     Ok(out)
+}
+
+fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
 }
 
 /// Human-readable `show` output.
@@ -161,6 +174,24 @@ pub fn render(states: &[SumdbTrust]) -> String {
             }
         }
         let _ = writeln!(s, "  cached tiles: {}", t.cached_tiles);
+        match (t.heads.first(), t.heads.newest()) {
+            (Some(first), Some(newest)) => {
+                let _ = writeln!(
+                    s,
+                    "  watched since: tree size {} at {} (records below it predate the watch)",
+                    first.size,
+                    rfc3339(first.seen)
+                );
+                let _ = writeln!(
+                    s,
+                    "  newest head seen: tree size {} at {} ({} entries in the head history)",
+                    newest.size,
+                    rfc3339(newest.seen),
+                    t.heads.heads().len()
+                );
+            }
+            _ => s.push_str("  watched since: never (no head history yet)\n"),
+        }
         match &t.fork {
             Some(f) => {
                 let _ = writeln!(

@@ -23,10 +23,12 @@
 //! or the database — and nothing at all is allocated unless something matches.
 
 pub mod advisory;
+pub mod cooldown;
 pub mod policy;
 pub mod recheck;
 pub mod reload;
 pub mod serve;
+pub mod typosquat;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,6 +5,7 @@
 //! which tiles a proof needs, fetches them (cache first), and then runs the
 //! synchronous proof over a [`MemTiles`].
 
+use super::heads::{HeadHistory, HeadLog, heads_file};
 use super::lookup::{LookupError, parse_lookup};
 use super::note::{self, NoteError, Verifier, VerifierList};
 use super::tlog::{
@@ -317,6 +318,8 @@ pub struct Client {
     // Full tiles already written to the cache (or read from it).
     tile_saved: Mutex<HashSet<Tile>>,
     proxy: ProxyCache,
+    // When each trusted head was first seen: dates the records it added.
+    heads: HeadLog,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -338,6 +341,7 @@ impl Client {
             fork_marker: Mutex::new(None),
             tile_saved: Mutex::new(HashSet::new()),
             proxy: ProxyCache::default(),
+            heads: HeadLog::default(),
         })
     }
 
@@ -368,6 +372,37 @@ impl Client {
     /// The trusted tree head (size 0 before anything is known).
     pub fn latest(&self) -> Tree {
         lock(&self.latest).tree
+    }
+
+    /// When each trusted head was first seen (dates records; see [`super::heads`]).
+    pub fn head_history(&self) -> Arc<HeadHistory> {
+        self.heads.snapshot()
+    }
+
+    /// Writes the head history now if it changed (at shutdown, say).
+    pub async fn flush_head_history(&self) {
+        self.heads
+            .persist(&*self.ops, &heads_file(&self.name), true)
+            .await;
+    }
+
+    /// Fetches, verifies and trusts the database's current head, so that
+    /// records are dated soon after they enter the log (the head watcher's
+    /// round). The same path as [`Client::proxy_latest`] — merged with a
+    /// consistency proof, a fork caught here too, the note then reused for
+    /// `go` clients — but always asking the database, and failing when it
+    /// cannot be reached rather than falling back to the last trusted note
+    /// (the watcher logs an outage once, not every round).
+    pub async fn watch_head(&self) -> Result<Tree, ClientError> {
+        self.ensure_loaded().await?;
+        self.check_not_forked()?;
+        let msg = self.ops.read_remote("latest").await?;
+        let tree = self.merge_latest(&msg).await?;
+        *lock(&self.proxy.latest) = Some((Instant::now(), msg));
+        self.heads
+            .persist(&*self.ops, &heads_file(&self.name), false)
+            .await;
+        Ok(tree)
     }
 
     /// The signed note of the trusted tree head (empty before anything is known).
@@ -454,6 +489,20 @@ impl Client {
             *lock(&self.fork_marker) = Some(marker);
             self.forked.store(true, Ordering::SeqCst);
         }
+        self.heads.load(&*self.ops, &heads_file(&self.name)).await?;
+        // A head trusted after the history was last written (it is written
+        // every few minutes; a crash loses the rest) is dated now: later than
+        // it was seen, never earlier. An empty history stays empty: the
+        // first head seen from now on starts the watch.
+        let trusted = self.latest().n;
+        if self
+            .heads
+            .snapshot()
+            .newest()
+            .is_some_and(|h| h.size < trusted)
+        {
+            self.heads.seen(trusted, now_secs());
+        }
         self.loaded.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -466,6 +515,12 @@ impl Client {
         if self.merge_latest_mem(tree, msg).await? != When::Future {
             return Ok(tree);
         }
+        // A newer head than any trusted before: now is when it was first
+        // seen, which dates every record it added (see `heads`).
+        self.heads.seen(tree.n, now_secs());
+        self.heads
+            .persist(&*self.ops, &heads_file(&self.name), false)
+            .await;
         // The note is newer than what we had: persist the in-memory latest,
         // after merging whatever another process may have persisted.
         let file = self.config_file();
@@ -889,6 +944,13 @@ impl Client {
             cache.insert(t.full(), (Instant::now(), data.to_vec()));
         }
     }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Whether hash tile `t` lies wholly inside a tree of `n` records.
