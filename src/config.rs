@@ -36,6 +36,61 @@ pub struct Config {
     pub cache: CacheConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
+    pub audit: AuditConfig,
+    pub admin: AdminConfig,
+}
+
+/// The audit trail (see `crate::audit`): how long records are kept, and its writer's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How long records are kept (humantime: `400d`, `90d`, `12h`).
+    pub retention: String,
+    /// Records queued for the writer at most; when full, a hit waits briefly
+    /// and is then dropped (counted), a miss or refusal waits.
+    pub queue: usize,
+    /// Milliseconds between flushes of batched hit records (at most 1000):
+    /// the most a crash can lose.
+    pub flush_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: "400d".into(),
+            queue: 65536,
+            flush_ms: 1000,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The retention as a duration; an error names the key.
+    pub fn retention(&self) -> Result<Duration, crate::audit::AuditError> {
+        humantime::parse_duration(&self.retention).map_err(|e| {
+            crate::audit::AuditError::Usage(format!("audit.retention {:?}: {e}", self.retention))
+        })
+    }
+}
+
+/// The admin API over HTTP (`/admin/`), for remote operators. The local
+/// admin socket (`<data-dir>/admin.sock`, mode 0600) needs no token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// SHA-256 (hex) of each admin bearer token; empty: no `/admin/` over HTTP.
+    pub bearer_sha256: Vec<String>,
+    /// Largest admin request accepted, in bytes (socket and HTTP).
+    pub max_request_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            bearer_sha256: Vec::new(),
+            max_request_bytes: 64 << 10,
+        }
+    }
 }
 
 /// Serving HTTPS: both files set turns TLS on; neither leaves plain HTTP.
@@ -126,6 +181,8 @@ impl Default for Config {
             cache: CacheConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
+            audit: AuditConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -292,6 +349,11 @@ mod tests {
             d.cache.immutable_max_age_secs
         );
         assert!(!c.tls.enabled() && !c.auth.enabled());
+        assert_eq!(c.audit.retention, d.audit.retention);
+        assert_eq!(c.audit.queue, d.audit.queue);
+        assert_eq!(c.audit.flush_ms, d.audit.flush_ms);
+        assert_eq!(c.admin.bearer_sha256, d.admin.bearer_sha256);
+        assert_eq!(c.admin.max_request_bytes, d.admin.max_request_bytes);
     }
 
     #[test]

@@ -21,10 +21,13 @@
 //! - [`store`]: the `Store` trait, the embedded store (sled index + blob files, proven
 //!   small blobs in memory), and streaming a blob to a client ([`store::stream`]).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
-//! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust` and `prefetch` commands.
+//! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust`, `audit` and `prefetch`
+//!   commands, answered by a running server (admin socket, `/admin/`) or on a stopped data dir.
+//! - [`audit`]: the append-only record of who was served or refused what, by module.
 //! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run;
 //!   [`logfmt`]: the human log line format.
 pub mod admin;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod flight;

@@ -38,6 +38,21 @@ pub struct Metrics {
     pub store_bytes: IntGauge,
     /// Distinct misses being fetched and verified right now (each coalesces its waiters).
     pub in_flight: IntGauge,
+    /// Audit records written, dropped (queue full past the wait, or a write
+    /// failed), times the queue was found full, and records deleted by retention.
+    pub audit_records: prometheus::IntCounter,
+    pub audit_dropped: prometheus::IntCounter,
+    pub audit_queue_full: prometheus::IntCounter,
+    pub audit_pruned: prometheus::IntCounter,
+    /// Admin requests (socket and HTTP) by outcome (`ok`, `error`, `bad_request`, `too_large`).
+    pub admin_requests: IntCounterVec,
+}
+
+fn plain_counter(r: &Registry, name: &str, help: &str) -> prometheus::IntCounter {
+    let c = prometheus::IntCounter::new(name, help).expect("valid metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -141,6 +156,32 @@ impl Metrics {
                 &r,
                 "modgate_inflight_fetches",
                 "Distinct cache misses being fetched and verified right now.",
+            ),
+            audit_records: plain_counter(
+                &r,
+                "modgate_audit_records_total",
+                "Audit records written.",
+            ),
+            audit_dropped: plain_counter(
+                &r,
+                "modgate_audit_records_dropped_total",
+                "Audit records lost: the queue stayed full, or writing failed.",
+            ),
+            audit_queue_full: plain_counter(
+                &r,
+                "modgate_audit_queue_full_total",
+                "Times an audit record found the writer's queue full.",
+            ),
+            audit_pruned: plain_counter(
+                &r,
+                "modgate_audit_records_pruned_total",
+                "Audit records deleted by retention.",
+            ),
+            admin_requests: counter(
+                &r,
+                "modgate_admin_requests_total",
+                "Admin requests (socket and HTTP) by outcome.",
+                &["outcome"],
             ),
             registry: r,
         }
