@@ -93,6 +93,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
                 .map_err(|e| StartError::Auth(e.replace("auth.", "admin.")))?,
             ),
         },
+        tree_seen: Default::default(),
     });
     let pipeline = Pipeline::new(store, upstream, Arc::new(client), cfg);
     Ok(AppState {
@@ -244,6 +245,9 @@ async fn start_admin(
 ) {
     if let Some(a) = &state.audit {
         a.spawn();
+    }
+    if let Some(a) = &state.admin {
+        a.tree_seen(state.pipeline.sumdb().latest().n);
     }
     let socket = match &state.admin {
         Some(admin) => match crate::admin::socket::bind(&admin.data_dir).await {

@@ -125,6 +125,30 @@ pub struct Admin {
     pub max_request_bytes: usize,
     /// Admin tokens accepted under `/admin/` (`[admin] bearer_sha256`); none: off.
     pub http_auth: Option<crate::http::auth::Auth>,
+    /// The trusted tree size last seen by the dashboard, when it was first
+    /// seen, and whether that was at start-up (so only "at or before").
+    pub tree_seen: std::sync::Mutex<(i64, u64, bool)>,
+}
+
+impl Admin {
+    /// When the trusted tree last advanced, as observed by this process:
+    /// `(size, text)`. The trust state keeps no time, so a size already
+    /// trusted at start-up is dated "at or before" the first look.
+    pub fn tree_seen(&self, size: i64) -> (i64, String) {
+        let mut seen = self.tree_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.0 != size {
+            let first = seen.0 == 0 && seen.1 == 0;
+            *seen = (size, crate::store::now_secs(), first);
+        }
+        let when = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(seen.1),
+        );
+        let text = match seen.2 {
+            true => format!("at or before {when}"),
+            false => when.to_string(),
+        };
+        (seen.0, text)
+    }
 }
 
 /// Where a request runs.
