@@ -59,7 +59,7 @@ impl Default for AuditConfig {
         AuditConfig {
             retention: "400d".into(),
             queue: 65536,
-            flush_ms: 1000,
+            flush_ms: 500,
         }
     }
 }

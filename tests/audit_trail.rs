@@ -258,3 +258,23 @@ fn kill_9_after_a_miss_keeps_its_record() {
         .status();
     let _ = p.child.wait();
 }
+
+#[test]
+fn hits_are_durable_within_a_second() {
+    let up = RefUpstream::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let mut p = Proc::start(&up, dir.path());
+    let url = format!("{}/example.com/hello/@v/v1.0.0.info", p.url);
+    for _ in 0..20 {
+        assert_eq!(http_request("GET", &url, &[], None).unwrap().status, 200);
+    }
+    // Batched hits reach the disk within flush_ms (500 ms by default); wait
+    // a generous second and a half, then SIGKILL.
+    std::thread::sleep(Duration::from_millis(1500));
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let recs = who_json(&data, "example.com/hello@v1.0.0");
+    assert_eq!(recs.len(), 20, "{recs:?}");
+    assert_eq!(recs.iter().filter(|r| r["cache"] == "hit").count(), 19);
+}
