@@ -16,18 +16,24 @@
 //!
 //! # Layout (`<data-dir>/audit/`, a sled database of its own)
 //!
+//! One tree, two kinds of keys, both written in one atomic batch per record:
+//!
 //! ```text
-//! by_module: module \0 version \0 time_us(8, BE) seq(8, BE) -> record (JSON, short keys)
-//! by_time:   time_us(8, BE) seq(8, BE)                      -> module \0 version
+//! t time_us(8, BE) seq(8, BE)                        -> record (JSON, short keys)
+//! m module \0 version \0 time_us(8, BE) seq(8, BE)   -> (empty: the index)
 //! ```
 //!
-//! "Who fetched M[@V]" is one prefix scan of `by_module` (`M\0` or `M\0V\0`):
-//! it reads only M's records however large the trail. `by_time` serves
-//! `audit export` and retention. Both keys of a record are written in one
-//! sled transaction, so a crash never leaves one without the other; sled's
-//! log is checksummed and recovers to a consistent prefix after a crash, so
-//! the trail always reads back whole. `seq` is sled's persistent monotonic id,
-//! so two records in the same microsecond never collide.
+//! "Who fetched M[@V]" is one prefix scan of the `m` keys (`mM\0` or
+//! `mM\0V\0`) and a point read of each record they name: it reads only
+//! what concerns M however large the trail. The `t` keys are in time order
+//! (records are appended at the end), for `audit export` and retention.
+//! The records sit under the append-only keys and the randomly placed index
+//! keys carry no value, which keeps sled's page rewrites (and so its space
+//! and write amplification) small. One batch on one sled tree is atomic, so
+//! after a crash a record has both keys or neither; sled's log is
+//! checksummed and recovers to a consistent prefix, so the trail always
+//! reads back whole. `seq` is sled's persistent monotonic id, so two records
+//! in the same microsecond never collide.
 //!
 //! # Durability (enforced in [`AuditLog::record`] and the writer task)
 //!
@@ -72,7 +78,7 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Records removed per retention batch (keeps each sled transaction small).
 const PRUNE_BATCH: usize = 10_000;
 /// Records written per writer batch at most.
-const WRITE_BATCH: usize = 4096;
+pub const WRITE_BATCH: usize = 4096;
 /// The audit database's page cache: the trail is written far more than read.
 const CACHE_BYTES: u64 = 16 << 20;
 
@@ -136,9 +142,13 @@ pub struct Record {
     pub tree_size: Option<i64>,
 }
 
-/// What is stored under a `by_module` key (module, version and time are in the key).
+/// What is stored under a record's time key.
 #[derive(Serialize, Deserialize)]
 struct Stored {
+    #[serde(rename = "m")]
+    module: String,
+    #[serde(rename = "v")]
+    version: String,
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     client: Option<String>,
     #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
@@ -201,8 +211,14 @@ pub fn parse_when(s: &str, now: u64) -> Result<u64, AuditError> {
         })
 }
 
+/// Key prefixes of the two kinds of keys in the one tree.
+const MODULE_KEY: u8 = b'm';
+const TIME_KEY: u8 = b't';
+
+/// `m module \0 [version \0]`: the prefix of a module's (or version's) index keys.
 fn module_prefix(module: &str, version: Option<&str>) -> Vec<u8> {
     let mut k = Vec::with_capacity(module.len() + 40);
+    k.push(MODULE_KEY);
     k.extend_from_slice(module.as_bytes());
     k.push(0);
     if let Some(v) = version {
@@ -212,15 +228,18 @@ fn module_prefix(module: &str, version: Option<&str>) -> Vec<u8> {
     k
 }
 
-fn time_key(time_us: u64, seq: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&time_us.to_be_bytes());
-    k[8..].copy_from_slice(&seq.to_be_bytes());
+/// `t time_us(8) seq(8)`: a record's key.
+fn time_key(time_us: u64, seq: u64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = TIME_KEY;
+    k[1..9].copy_from_slice(&time_us.to_be_bytes());
+    k[9..].copy_from_slice(&seq.to_be_bytes());
     k
 }
 
-/// Splits a `by_module` key into module, version, time and seq.
-fn split_key(k: &[u8]) -> Option<(&str, &str, u64, u64)> {
+/// Splits a module index key into module, version and the record's time key.
+fn split_key(k: &[u8]) -> Option<(&str, &str, [u8; 17])> {
+    let k = k.strip_prefix(&[MODULE_KEY])?;
     if k.len() < 16 + 2 {
         return None;
     }
@@ -229,13 +248,21 @@ fn split_key(k: &[u8]) -> Option<(&str, &str, u64, u64)> {
     let zero = names.iter().position(|&b| b == 0)?;
     let module = std::str::from_utf8(&names[..zero]).ok()?;
     let version = std::str::from_utf8(&names[zero + 1..]).ok()?;
-    let time = u64::from_be_bytes(tail[..8].try_into().ok()?);
-    let seq = u64::from_be_bytes(tail[8..].try_into().ok()?);
-    Some((module, version, time, seq))
+    let mut tk = [0u8; 17];
+    tk[0] = TIME_KEY;
+    tk[1..].copy_from_slice(tail);
+    Some((module, version, tk))
 }
 
-fn decode(k: &[u8], v: &[u8]) -> Option<Record> {
-    let (module, version, time_us, _) = split_key(k)?;
+fn key_time(tk: &[u8]) -> u64 {
+    tk.get(1..9)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+fn decode(tk: &[u8], v: &[u8]) -> Option<Record> {
+    let time_us = key_time(tk);
     let s: Stored = serde_json::from_slice(v).ok()?;
     Some(Record {
         time: rfc3339_us(time_us),
@@ -243,8 +270,8 @@ fn decode(k: &[u8], v: &[u8]) -> Option<Record> {
         client: s.client,
         forwarded_for: s.forwarded_for,
         user: s.user,
-        module: module.to_string(),
-        version: version.to_string(),
+        module: s.module,
+        version: s.version,
         verdict: verdict(s.status).to_string(),
         kind: s.kind,
         cache: s.cache,
@@ -259,8 +286,7 @@ fn decode(k: &[u8], v: &[u8]) -> Option<Record> {
 pub struct Trail {
     dir: PathBuf,
     db: sled::Db,
-    by_module: sled::Tree,
-    by_time: sled::Tree,
+    tree: sled::Tree,
 }
 
 impl Trail {
@@ -277,16 +303,13 @@ impl Trail {
         let db = sled::Config::new()
             .path(&dir)
             .cache_capacity(CACHE_BYTES)
+            // The trail only grows at its time end and shrinks at its start:
+            // let sled reclaim space eagerly.
+            .mode(sled::Mode::LowSpace)
             .open()
             .map_err(err)?;
-        let by_module = db.open_tree("by_module").map_err(err)?;
-        let by_time = db.open_tree("by_time").map_err(err)?;
-        Ok(Trail {
-            dir,
-            db,
-            by_module,
-            by_time,
-        })
+        let tree = db.open_tree("trail").map_err(err)?;
+        Ok(Trail { dir, db, tree })
     }
 
     fn err(&self) -> impl Fn(sled::Error) -> AuditError + '_ {
@@ -296,16 +319,17 @@ impl Trail {
         }
     }
 
-    /// Writes records (both keys of each in one transaction); `sync` flushes them to disk.
+    /// Writes records (both keys of each in one atomic batch); `sync` flushes them to disk.
     pub fn write(&self, events: &[Event], sync: bool) -> Result<(), AuditError> {
-        let mut m = sled::Batch::default();
-        let mut t = sled::Batch::default();
+        let mut batch = sled::Batch::default();
         for e in events {
             let seq = self.db.generate_id().map_err(self.err())?;
             let tk = time_key(e.time_us, seq);
             let mut mk = module_prefix(&e.module, Some(&e.version));
-            mk.extend_from_slice(&tk);
+            mk.extend_from_slice(&tk[1..]);
             let stored = Stored {
+                module: e.module.clone(),
+                version: e.version.clone(),
                 client: e.client.map(|c| c.to_string()),
                 forwarded_for: e.forwarded_for.clone(),
                 user: e.user.clone(),
@@ -316,22 +340,12 @@ impl Trail {
                 tree_size: e.tree_size,
             };
             let v = serde_json::to_vec(&stored).map_err(|x| AuditError::Usage(x.to_string()))?;
-            m.insert(mk, v);
-            let mut names = module_prefix(&e.module, Some(&e.version));
-            names.pop();
-            t.insert(&tk[..], names);
+            batch.insert(&tk[..], v);
+            batch.insert(mk, &[] as &[u8]);
         }
-        use sled::Transactional;
-        (&self.by_module, &self.by_time)
-            .transaction(|(bm, bt)| {
-                bm.apply_batch(&m)?;
-                bt.apply_batch(&t)?;
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| AuditError::Db {
-                dir: self.dir.clone(),
-                msg: format!("{e:?}"),
-            })?;
+        // One batch on one tree is atomic in sled: after a crash a record
+        // has both its keys or neither.
+        self.tree.apply_batch(batch).map_err(self.err())?;
         if sync {
             self.flush()?;
         }
@@ -343,7 +357,8 @@ impl Trail {
     }
 
     /// Every record of `module` (or only of `module@version`) at or after
-    /// `since` (µs), oldest first within a version. Reads only that module's keys.
+    /// `since` (µs), oldest first within a version. Reads only that module's
+    /// index keys, and the records they name.
     pub fn who(
         &self,
         module: &str,
@@ -351,14 +366,16 @@ impl Trail {
         since_us: u64,
         mut each: impl FnMut(Record) -> bool,
     ) -> Result<(), AuditError> {
-        for item in self.by_module.scan_prefix(module_prefix(module, version)) {
-            let (k, v) = item.map_err(self.err())?;
-            if let Some((_, _, t, _)) = split_key(&k)
-                && t < since_us
-            {
+        for item in self.tree.scan_prefix(module_prefix(module, version)) {
+            let (k, _) = item.map_err(self.err())?;
+            let Some((_, _, tk)) = split_key(&k) else {
+                continue;
+            };
+            if key_time(&tk) < since_us {
                 continue;
             }
-            if let Some(r) = decode(&k, &v)
+            if let Some(v) = self.tree.get(tk).map_err(self.err())?
+                && let Some(r) = decode(&tk, &v)
                 && !each(r)
             {
                 break;
@@ -374,14 +391,12 @@ impl Trail {
         until_us: u64,
         mut each: impl FnMut(Record) -> bool,
     ) -> Result<(), AuditError> {
-        let range = time_key(since_us, 0)..time_key(until_us, 0);
-        for item in self.by_time.range(range) {
-            let (tk, names) = item.map_err(self.err())?;
-            let mut mk = names.to_vec();
-            mk.push(0);
-            mk.extend_from_slice(&tk);
-            if let Some(v) = self.by_module.get(&mk).map_err(self.err())?
-                && let Some(r) = decode(&mk, &v)
+        for item in self
+            .tree
+            .range(time_key(since_us, 0)..time_key(until_us, 0))
+        {
+            let (tk, v) = item.map_err(self.err())?;
+            if let Some(r) = decode(&tk, &v)
                 && !each(r)
             {
                 break;
@@ -394,47 +409,37 @@ impl Trail {
     pub fn prune(&self, cutoff_us: u64) -> Result<u64, AuditError> {
         let mut removed = 0u64;
         loop {
-            let mut m = sled::Batch::default();
-            let mut t = sled::Batch::default();
+            let mut batch = sled::Batch::default();
             let mut n = 0;
             for item in self
-                .by_time
-                .range(..time_key(cutoff_us, 0))
+                .tree
+                .range(time_key(0, 0)..time_key(cutoff_us, 0))
                 .take(PRUNE_BATCH)
             {
-                let (tk, names) = item.map_err(self.err())?;
-                let mut mk = names.to_vec();
-                mk.push(0);
-                mk.extend_from_slice(&tk);
-                m.remove(mk);
-                t.remove(tk);
+                let (tk, v) = item.map_err(self.err())?;
+                if let Ok(s) = serde_json::from_slice::<Stored>(&v) {
+                    let mut mk = module_prefix(&s.module, Some(&s.version));
+                    mk.extend_from_slice(&tk[1..]);
+                    batch.remove(mk);
+                }
+                batch.remove(tk);
                 n += 1;
             }
             if n == 0 {
                 return Ok(removed);
             }
-            use sled::Transactional;
-            (&self.by_module, &self.by_time)
-                .transaction(|(bm, bt)| {
-                    bm.apply_batch(&m)?;
-                    bt.apply_batch(&t)?;
-                    Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-                })
-                .map_err(|e| AuditError::Db {
-                    dir: self.dir.clone(),
-                    msg: format!("{e:?}"),
-                })?;
+            self.tree.apply_batch(batch).map_err(self.err())?;
             removed += n;
         }
     }
 
-    /// Records in the trail (a walk of the time index; for tests and measurements).
+    /// Records in the trail (a walk of the time keys; for tests and measurements).
     pub fn len(&self) -> usize {
-        self.by_time.len()
+        self.tree.scan_prefix([TIME_KEY]).count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_time.is_empty()
+        self.tree.scan_prefix([TIME_KEY]).next().is_none()
     }
 
     /// Bytes the trail's files take on disk.
@@ -775,12 +780,12 @@ mod tests {
     #[test]
     fn keys_round_trip() {
         let mut k = module_prefix("a.com/m", Some("v1.0.0"));
-        k.extend_from_slice(&time_key(0x0001_0203_0405_0607, 9));
-        assert_eq!(
-            split_key(&k),
-            Some(("a.com/m", "v1.0.0", 0x0001_0203_0405_0607, 9))
-        );
-        assert_eq!(split_key(b"short"), None);
+        let tk = time_key(0x0001_0203_0405_0607, 9);
+        k.extend_from_slice(&tk[1..]);
+        assert_eq!(split_key(&k), Some(("a.com/m", "v1.0.0", tk)));
+        assert_eq!(key_time(&tk), 0x0001_0203_0405_0607);
+        assert_eq!(split_key(b"mshort"), None);
+        assert_eq!(split_key(&tk), None);
     }
 
     #[test]
