@@ -71,16 +71,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+mod trail;
+pub use trail::{SEGMENT_AGE_US, SEGMENT_BYTES, Trail};
+
 /// How long a hit waits for room in a full channel before it is dropped (and counted).
 pub const FULL_WAIT: Duration = Duration::from_millis(50);
 /// How often retention runs.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// Records removed per retention batch (keeps each sled transaction small).
-const PRUNE_BATCH: usize = 10_000;
 /// Records written per writer batch at most.
 pub const WRITE_BATCH: usize = 4096;
-/// The audit database's page cache: the trail is written far more than read.
-const CACHE_BYTES: u64 = 16 << 20;
 
 /// Why the audit trail could not be opened, written or read.
 #[derive(Debug, thiserror::Error)]
@@ -142,31 +141,6 @@ pub struct Record {
     pub tree_size: Option<i64>,
 }
 
-/// What is stored under a record's time key.
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    #[serde(rename = "m")]
-    module: String,
-    #[serde(rename = "v")]
-    version: String,
-    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
-    client: Option<String>,
-    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
-    forwarded_for: Option<String>,
-    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
-    user: Option<String>,
-    #[serde(rename = "k")]
-    kind: String,
-    #[serde(rename = "h", default, skip_serializing_if = "String::is_empty")]
-    cache: String,
-    #[serde(rename = "s")]
-    status: u16,
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
-    tree_size: Option<i64>,
-}
-
 /// The verdict word of a status.
 pub fn verdict(status: u16) -> &'static str {
     match status {
@@ -184,7 +158,7 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-fn rfc3339_us(us: u64) -> String {
+pub(crate) fn rfc3339_us(us: u64) -> String {
     humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_micros(us)).to_string()
 }
 
@@ -209,243 +183,6 @@ pub fn parse_when(s: &str, now: u64) -> Result<u64, AuditError> {
                 "{s:?} is neither a duration (7d, 12h) nor a date (2026-11-01, 2026-11-01T10:00:00Z)"
             ))
         })
-}
-
-/// Key prefixes of the two kinds of keys in the one tree.
-const MODULE_KEY: u8 = b'm';
-const TIME_KEY: u8 = b't';
-
-/// `m module \0 [version \0]`: the prefix of a module's (or version's) index keys.
-fn module_prefix(module: &str, version: Option<&str>) -> Vec<u8> {
-    let mut k = Vec::with_capacity(module.len() + 40);
-    k.push(MODULE_KEY);
-    k.extend_from_slice(module.as_bytes());
-    k.push(0);
-    if let Some(v) = version {
-        k.extend_from_slice(v.as_bytes());
-        k.push(0);
-    }
-    k
-}
-
-/// `t time_us(8) seq(8)`: a record's key.
-fn time_key(time_us: u64, seq: u64) -> [u8; 17] {
-    let mut k = [0u8; 17];
-    k[0] = TIME_KEY;
-    k[1..9].copy_from_slice(&time_us.to_be_bytes());
-    k[9..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// Splits a module index key into module, version and the record's time key.
-fn split_key(k: &[u8]) -> Option<(&str, &str, [u8; 17])> {
-    let k = k.strip_prefix(&[MODULE_KEY])?;
-    if k.len() < 16 + 2 {
-        return None;
-    }
-    let (names, tail) = k.split_at(k.len() - 16);
-    let names = names.strip_suffix(&[0])?;
-    let zero = names.iter().position(|&b| b == 0)?;
-    let module = std::str::from_utf8(&names[..zero]).ok()?;
-    let version = std::str::from_utf8(&names[zero + 1..]).ok()?;
-    let mut tk = [0u8; 17];
-    tk[0] = TIME_KEY;
-    tk[1..].copy_from_slice(tail);
-    Some((module, version, tk))
-}
-
-fn key_time(tk: &[u8]) -> u64 {
-    tk.get(1..9)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
-}
-
-fn decode(tk: &[u8], v: &[u8]) -> Option<Record> {
-    let time_us = key_time(tk);
-    let s: Stored = serde_json::from_slice(v).ok()?;
-    Some(Record {
-        time: rfc3339_us(time_us),
-        time_us,
-        client: s.client,
-        forwarded_for: s.forwarded_for,
-        user: s.user,
-        module: s.module,
-        version: s.version,
-        verdict: verdict(s.status).to_string(),
-        kind: s.kind,
-        cache: s.cache,
-        status: s.status,
-        reason: s.reason,
-        tree_size: s.tree_size,
-    })
-}
-
-/// The on-disk trail: opened by a server (which writes) or by the CLI on a stopped data dir.
-#[derive(Clone)]
-pub struct Trail {
-    dir: PathBuf,
-    db: sled::Db,
-    tree: sled::Tree,
-}
-
-impl Trail {
-    /// Opens (creating) `<data-dir>/audit`.
-    pub fn open(data_dir: &Path) -> Result<Trail, AuditError> {
-        let dir = data_dir.join("audit");
-        if crate::admin::lock::held(&dir) {
-            return Err(AuditError::Locked(data_dir.to_owned()));
-        }
-        let err = |e: sled::Error| AuditError::Db {
-            dir: dir.clone(),
-            msg: e.to_string(),
-        };
-        let db = sled::Config::new()
-            .path(&dir)
-            .cache_capacity(CACHE_BYTES)
-            // The trail only grows at its time end and shrinks at its start:
-            // let sled reclaim space eagerly.
-            .mode(sled::Mode::LowSpace)
-            .open()
-            .map_err(err)?;
-        let tree = db.open_tree("trail").map_err(err)?;
-        Ok(Trail { dir, db, tree })
-    }
-
-    fn err(&self) -> impl Fn(sled::Error) -> AuditError + '_ {
-        |e| AuditError::Db {
-            dir: self.dir.clone(),
-            msg: e.to_string(),
-        }
-    }
-
-    /// Writes records (both keys of each in one atomic batch); `sync` flushes them to disk.
-    pub fn write(&self, events: &[Event], sync: bool) -> Result<(), AuditError> {
-        let mut batch = sled::Batch::default();
-        for e in events {
-            let seq = self.db.generate_id().map_err(self.err())?;
-            let tk = time_key(e.time_us, seq);
-            let mut mk = module_prefix(&e.module, Some(&e.version));
-            mk.extend_from_slice(&tk[1..]);
-            let stored = Stored {
-                module: e.module.clone(),
-                version: e.version.clone(),
-                client: e.client.map(|c| c.to_string()),
-                forwarded_for: e.forwarded_for.clone(),
-                user: e.user.clone(),
-                kind: e.kind.to_string(),
-                cache: e.cache.to_string(),
-                status: e.status,
-                reason: e.reason.clone(),
-                tree_size: e.tree_size,
-            };
-            let v = serde_json::to_vec(&stored).map_err(|x| AuditError::Usage(x.to_string()))?;
-            batch.insert(&tk[..], v);
-            batch.insert(mk, &[] as &[u8]);
-        }
-        // One batch on one tree is atomic in sled: after a crash a record
-        // has both its keys or neither.
-        self.tree.apply_batch(batch).map_err(self.err())?;
-        if sync {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    pub fn flush(&self) -> Result<(), AuditError> {
-        self.db.flush().map(|_| ()).map_err(self.err())
-    }
-
-    /// Every record of `module` (or only of `module@version`) at or after
-    /// `since` (µs), oldest first within a version. Reads only that module's
-    /// index keys, and the records they name.
-    pub fn who(
-        &self,
-        module: &str,
-        version: Option<&str>,
-        since_us: u64,
-        mut each: impl FnMut(Record) -> bool,
-    ) -> Result<(), AuditError> {
-        for item in self.tree.scan_prefix(module_prefix(module, version)) {
-            let (k, _) = item.map_err(self.err())?;
-            let Some((_, _, tk)) = split_key(&k) else {
-                continue;
-            };
-            if key_time(&tk) < since_us {
-                continue;
-            }
-            if let Some(v) = self.tree.get(tk).map_err(self.err())?
-                && let Some(r) = decode(&tk, &v)
-                && !each(r)
-            {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Records with `since <= time < until`, in time order.
-    pub fn export(
-        &self,
-        since_us: u64,
-        until_us: u64,
-        mut each: impl FnMut(Record) -> bool,
-    ) -> Result<(), AuditError> {
-        for item in self
-            .tree
-            .range(time_key(since_us, 0)..time_key(until_us, 0))
-        {
-            let (tk, v) = item.map_err(self.err())?;
-            if let Some(r) = decode(&tk, &v)
-                && !each(r)
-            {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes records older than `cutoff_us`, in batches; returns how many.
-    pub fn prune(&self, cutoff_us: u64) -> Result<u64, AuditError> {
-        let mut removed = 0u64;
-        loop {
-            let mut batch = sled::Batch::default();
-            let mut n = 0;
-            for item in self
-                .tree
-                .range(time_key(0, 0)..time_key(cutoff_us, 0))
-                .take(PRUNE_BATCH)
-            {
-                let (tk, v) = item.map_err(self.err())?;
-                if let Ok(s) = serde_json::from_slice::<Stored>(&v) {
-                    let mut mk = module_prefix(&s.module, Some(&s.version));
-                    mk.extend_from_slice(&tk[1..]);
-                    batch.remove(mk);
-                }
-                batch.remove(tk);
-                n += 1;
-            }
-            if n == 0 {
-                return Ok(removed);
-            }
-            self.tree.apply_batch(batch).map_err(self.err())?;
-            removed += n;
-        }
-    }
-
-    /// Records in the trail (a walk of the time keys; for tests and measurements).
-    pub fn len(&self) -> usize {
-        self.tree.scan_prefix([TIME_KEY]).count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tree.scan_prefix([TIME_KEY]).next().is_none()
-    }
-
-    /// Bytes the trail's files take on disk.
-    pub fn disk_bytes(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
-    }
 }
 
 struct Msg {
@@ -766,26 +503,21 @@ mod tests {
         })
         .unwrap();
         assert_eq!(times, vec![5, 10, 20]);
-        assert_eq!(t.prune(15).unwrap(), 2);
-        assert_eq!(t.len(), 2);
-        let mut left = 0;
-        t.who("a.com/x", Some("v1.0.0"), 0, |_| {
-            left += 1;
+        // Retention drops whole sealed segments older than the cutoff.
+        let day = 86_400 * 1_000_000;
+        t.seal_active().unwrap();
+        t.write(&[ev("a.com/x", "v1.0.0", 10 * day, "127.0.0.6")], true)
+            .unwrap();
+        assert_eq!(t.prune(day).unwrap(), 0, "the segment reaches to day 10");
+        assert_eq!(t.prune(10 * day + 120_000_000).unwrap(), 4);
+        assert_eq!(t.len(), 1);
+        let mut left = vec![];
+        t.who("a.com/x", None, 0, |r| {
+            left.push(r.client.unwrap());
             true
         })
         .unwrap();
-        assert_eq!(left, 1);
-    }
-
-    #[test]
-    fn keys_round_trip() {
-        let mut k = module_prefix("a.com/m", Some("v1.0.0"));
-        let tk = time_key(0x0001_0203_0405_0607, 9);
-        k.extend_from_slice(&tk[1..]);
-        assert_eq!(split_key(&k), Some(("a.com/m", "v1.0.0", tk)));
-        assert_eq!(key_time(&tk), 0x0001_0203_0405_0607);
-        assert_eq!(split_key(b"mshort"), None);
-        assert_eq!(split_key(&tk), None);
+        assert_eq!(left, vec!["127.0.0.6".to_string()]);
     }
 
     #[test]

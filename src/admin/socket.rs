@@ -133,6 +133,16 @@ async fn read_request(conn: &mut UnixStream, max: usize) -> std::io::Result<Opti
         }
         body.extend_from_slice(&buf[..n]);
         if body.len() > max {
+            // Read (and drop) a bounded rest first: closing with unread
+            // bytes would reset the connection before the client reads why.
+            let mut left = max.saturating_mul(16);
+            while left > 0 {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) if buf[..n].contains(&b'\n') => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
             return Ok(None);
         }
         if let Some(end) = body.iter().position(|&b| b == b'\n') {
