@@ -60,8 +60,10 @@ fn ten_million_records() {
     let disk = trail.disk_bytes();
     drop(trail);
     let du = dir_bytes(dir.path());
+    let index = dir_bytes(&dir.path().join("audit/index"));
+    eprintln!("AUDIT_SCALE segments={} index={index}", du - index);
     eprintln!(
-        "AUDIT_SCALE records={n} write={wrote:?} ({:.0} records/s) sled_size_on_disk={disk} \
+        "AUDIT_SCALE records={n} write={wrote:?} ({:.0} records/s) trail_disk_bytes={disk} \
          du={du} bytes/record={:.1}",
         n as f64 / wrote.as_secs_f64(),
         du as f64 / n as f64

@@ -24,6 +24,27 @@ pub fn held(dir: &Path) -> bool {
     std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }
 
+/// Takes an exclusive lock on `path` (created if needed) for as long as the
+/// returned file is open, the way sled does for its database; `Ok(None)` if
+/// another open file holds it.
+pub fn acquire(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(f));
+    }
+    let e = std::io::Error::last_os_error();
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock => Ok(None),
+        _ => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -34,5 +55,10 @@ mod tests {
         assert!(super::held(d.path()));
         drop(db);
         assert!(!super::held(d.path()));
+        let lock = d.path().join("lock");
+        let held = super::acquire(&lock).unwrap().expect("free");
+        assert!(super::acquire(&lock).unwrap().is_none());
+        drop(held);
+        assert!(super::acquire(&lock).unwrap().is_some());
     }
 }

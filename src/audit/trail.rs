@@ -1,31 +1,34 @@
-//! The audit trail on disk: append-only segment files of records, and a sled index by module per sealed segment.
+//! The audit trail on disk: append-only segment files of records, each sealed with a sorted index by module version.
 //!
 //! ```text
-//! <data-dir>/audit/seg-<start µs, 16 hex>.log   records: [len u32 LE][crc32 u32 LE][JSON], appended
-//! <data-dir>/audit/index/                       sled:
-//!     m module \0 version \0 seg(8, BE) -> offsets of that version's records in seg (delta varints)
-//!     s seg(8, BE) module \0 version \0 -> ()    (which index keys a segment owns, for retention)
-//!     z seg(8, BE)                       -> ()    (the segment is sealed: its index is complete)
+//! <data-dir>/audit/lock                  held (flock) by the process that has the trail open
+//! <data-dir>/audit/seg-<start µs, hex>.log records: [len u32 LE][crc32 u32 LE][JSON], appended
+//! <data-dir>/audit/seg-<start µs, hex>.idx written once when the segment is sealed:
+//!     entries  [klen u16][module \0 version \0][n u32][blen u32][n offsets, delta varints]  sorted by key
+//!     fences   [klen u16][key][entry position u64]   the key of every FENCE_EVERY-th entry
+//!     footer   [fences position u64][fence count u32][crc32 of the fences u32]["MGA1"]
 //! ```
 //!
-//! Records are only ever appended to the newest ("active") segment; its index
-//! lives in memory. When it reaches [`SEGMENT_BYTES`] or [`SEGMENT_AGE`] it is
-//! *sealed*: its index is written to sled in one batch (one key per module
-//! version, not per record, so the index stays small and sled's write
-//! amplification with it), flushed, and marked sealed; a new segment starts.
+//! Records are only ever appended to the newest ("active") segment, whose
+//! index lives in memory. When it reaches [`SEGMENT_BYTES`] or
+//! [`SEGMENT_AGE_US`] it is *sealed*: its index is written to `.idx.tmp`,
+//! synced and renamed (a segment is sealed iff its `.idx` exists), and a new
+//! segment starts.
 //!
-//! - **Who fetched M[@V]**: one sled prefix scan (`mM\0` or `mM\0V\0`) gives
-//!   the offsets of M's records in each sealed segment; each is read with one
-//!   positioned read. Plus M's records in the active segment, from memory.
-//!   Nothing else is read, however large the trail.
+//! - **Who fetched M[@V]**: in each sealed segment, the fences (kept in
+//!   memory once read; a few KiB per segment) locate M's first entry, and
+//!   the entries are read from there while they start with `M\0`; each record
+//!   they name is read with one positioned read. M's records in the active
+//!   segment come from memory. Nothing about other modules is read but the
+//!   one index block each fence search lands in.
 //! - **Crash safety**: a record is appended whole with its CRC; at open, the
 //!   active segment is read from the start and cut after its last whole,
-//!   matching record (a torn tail from a crash mid-append is dropped); its
-//!   in-memory index is rebuilt from what it holds. A segment whose seal was
-//!   interrupted is sealed again (the batch is idempotent).
+//!   matching record (a torn tail from a crash mid-append is dropped), and its
+//!   index rebuilt from what it holds. A segment whose seal was interrupted
+//!   (no `.idx`) is sealed again from its file.
 //! - **Retention** deletes whole sealed segments whose newest record is older
 //!   than the cutoff (records are kept up to one segment age longer than the
-//!   retention), and their index keys.
+//!   retention).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -42,8 +45,9 @@ use super::{AuditError, Event, Record, rfc3339_us, verdict};
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 /// ...or once its first record is this old (so retention can drop whole days).
 pub const SEGMENT_AGE_US: u64 = 86_400 * 1_000_000;
-/// The index database's page cache (it is written once a day and read by queries).
-const INDEX_CACHE_BYTES: u64 = 16 << 20;
+/// One fence per this many index entries.
+const FENCE_EVERY: usize = 64;
+const IDX_MAGIC: &[u8; 4] = b"MGA1";
 /// How far a record's time may lie before its segment's start: records are
 /// stamped when answered and queued briefly, so a batch is not strictly in
 /// time order. Time-range reads widen their segment bounds by this much.
@@ -122,6 +126,10 @@ fn name_prefix(module: &str, version: Option<&str>) -> Vec<u8> {
 
 fn seg_file(dir: &Path, seg: u64) -> PathBuf {
     dir.join(format!("seg-{seg:016x}.log"))
+}
+
+fn idx_file(dir: &Path, seg: u64) -> PathBuf {
+    dir.join(format!("seg-{seg:016x}.idx"))
 }
 
 fn seg_id(name: &str) -> Option<u64> {
@@ -230,10 +238,15 @@ struct Active {
     index: BTreeMap<Vec<u8>, Vec<u64>>,
 }
 
+/// A sealed segment's fences: (first key of a run of entries, its position).
+type Fences = Arc<Vec<(Vec<u8>, u64)>>;
+
 struct Inner {
     dir: PathBuf,
-    index: sled::Db,
+    /// Held while the trail is open: one process appends at a time.
+    _lock: File,
     active: Mutex<Option<Active>>,
+    fences: Mutex<std::collections::HashMap<u64, Fences>>,
 }
 
 /// The on-disk trail: opened by a server (which writes) or by the CLI on a stopped data dir.
@@ -245,20 +258,16 @@ impl Trail {
     /// seals any segment a crash left unsealed.
     pub fn open(data_dir: &Path) -> Result<Trail, AuditError> {
         let dir = data_dir.join("audit");
-        let index_dir = dir.join("index");
-        if crate::admin::lock::held(&index_dir) {
-            return Err(AuditError::Locked(data_dir.to_owned()));
-        }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let index = sled::Config::new()
-            .path(&index_dir)
-            .cache_capacity(INDEX_CACHE_BYTES)
-            .open()
-            .map_err(db(&dir))?;
+        let lock_path = dir.join("lock");
+        let Some(lock) = crate::admin::lock::acquire(&lock_path).map_err(io(&lock_path))? else {
+            return Err(AuditError::Locked(data_dir.to_owned()));
+        };
         let trail = Trail(Arc::new(Inner {
             dir,
-            index,
+            _lock: lock,
             active: Mutex::new(None),
+            fences: Mutex::default(),
         }));
         let segs = trail.segments()?;
         let unsealed: Vec<u64> = segs
@@ -317,31 +326,137 @@ impl Trail {
     }
 
     fn is_sealed(&self, seg: u64) -> Result<bool, AuditError> {
-        let mut k = vec![b'z'];
-        k.extend_from_slice(&seg.to_be_bytes());
-        self.0.index.contains_key(k).map_err(db(&self.0.dir))
+        Ok(idx_file(&self.0.dir, seg).exists())
     }
 
-    /// Writes a segment's index to sled in one batch, flushes, marks it sealed.
+    /// Writes a segment's sorted index next to it (tmp, sync, rename, sync dir).
     fn seal(&self, seg: u64, idx: &BTreeMap<Vec<u8>, Vec<u64>>) -> Result<(), AuditError> {
-        let mut batch = sled::Batch::default();
-        for (names, offsets) in idx {
-            let mut m = vec![b'm'];
-            m.extend_from_slice(names);
-            m.extend_from_slice(&seg.to_be_bytes());
-            batch.insert(m, pack(offsets));
-            let mut s = vec![b's'];
-            s.extend_from_slice(&seg.to_be_bytes());
-            s.extend_from_slice(names);
-            batch.insert(s, &[] as &[u8]);
+        let mut out = Vec::with_capacity(idx.len() * 64);
+        let mut fences = Vec::with_capacity(idx.len() / FENCE_EVERY + 1);
+        for (i, (key, offsets)) in idx.iter().enumerate() {
+            if i % FENCE_EVERY == 0 {
+                fences.push((key.clone(), out.len() as u64));
+            }
+            let packed = pack(offsets);
+            out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+            out.extend_from_slice(key);
+            out.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+            out.extend_from_slice(&packed);
         }
-        let mut z = vec![b'z'];
-        z.extend_from_slice(&seg.to_be_bytes());
-        batch.insert(z, &[] as &[u8]);
-        let d = db(&self.0.dir);
-        self.0.index.apply_batch(batch).map_err(&d)?;
-        self.0.index.flush().map_err(&d)?;
+        let fence_pos = out.len() as u64;
+        for (key, pos) in &fences {
+            out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+            out.extend_from_slice(key);
+            out.extend_from_slice(&pos.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out[fence_pos as usize..]);
+        out.extend_from_slice(&fence_pos.to_le_bytes());
+        out.extend_from_slice(&(fences.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(IDX_MAGIC);
+        let path = idx_file(&self.0.dir, seg);
+        let tmp = path.with_extension("idx.tmp");
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&out).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        if let Ok(d) = File::open(&self.0.dir) {
+            let _ = d.sync_all();
+        }
         Ok(())
+    }
+
+    /// A sealed segment's fences (read once, then kept).
+    fn fences(&self, seg: u64) -> Option<Fences> {
+        if let Some(f) = self
+            .0
+            .fences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&seg)
+        {
+            return Some(f.clone());
+        }
+        let f = File::open(idx_file(&self.0.dir, seg)).ok()?;
+        let len = f.metadata().ok()?.len();
+        let mut foot = [0u8; 20];
+        f.read_exact_at(&mut foot, len.checked_sub(20)?).ok()?;
+        if &foot[16..] != IDX_MAGIC {
+            return None;
+        }
+        let pos = u64::from_le_bytes(foot[..8].try_into().ok()?);
+        let count = u32::from_le_bytes(foot[8..12].try_into().ok()?) as usize;
+        let crc = u32::from_le_bytes(foot[12..16].try_into().ok()?);
+        let mut raw = vec![0u8; usize::try_from(len.checked_sub(20)?.checked_sub(pos)?).ok()?];
+        f.read_exact_at(&mut raw, pos).ok()?;
+        if crc32fast::hash(&raw) != crc {
+            return None;
+        }
+        let mut fences = Vec::with_capacity(count);
+        let mut b = &raw[..];
+        for _ in 0..count {
+            let klen = u16::from_le_bytes(b.get(..2)?.try_into().ok()?) as usize;
+            let key = b.get(2..2 + klen)?.to_vec();
+            let at = u64::from_le_bytes(b.get(2 + klen..10 + klen)?.try_into().ok()?);
+            b = &b[10 + klen..];
+            fences.push((key, at));
+        }
+        let fences = Arc::new(fences);
+        self.0
+            .fences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seg, fences.clone());
+        Some(fences)
+    }
+
+    /// The entries of a sealed segment's index whose key starts with `prefix`.
+    fn lookup(&self, seg: u64, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u64>)> {
+        let Some(fences) = self.fences(seg) else {
+            return Vec::new();
+        };
+        if fences.is_empty() {
+            return Vec::new();
+        }
+        // The last fence whose key sorts before the prefix: M's entries start in its run.
+        let i = fences.partition_point(|(k, _)| k.as_slice() < prefix);
+        let start = fences[i.saturating_sub(1)].1;
+        let Ok(f) = File::open(idx_file(&self.0.dir, seg)) else {
+            return Vec::new();
+        };
+        let mut r = BufReader::with_capacity(16 << 10, f);
+        if std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(start)).is_err() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut head = [0u8; 2];
+        loop {
+            if r.read_exact(&mut head).is_err() {
+                break;
+            }
+            let klen = u16::from_le_bytes(head) as usize;
+            let mut key = vec![0u8; klen];
+            let mut counts = [0u8; 8];
+            if r.read_exact(&mut key).is_err() || r.read_exact(&mut counts).is_err() {
+                break;
+            }
+            let blen = u32::from_le_bytes([counts[4], counts[5], counts[6], counts[7]]) as usize;
+            if blen > 1 << 30 {
+                break; // damage: no honest entry is this long
+            }
+            let mut packed = vec![0u8; blen];
+            if r.read_exact(&mut packed).is_err() {
+                break;
+            }
+            if key.as_slice() > prefix && !key.starts_with(prefix) {
+                break; // sorted: past M
+            }
+            if key.starts_with(prefix) {
+                out.push((key, varints(&packed)));
+            }
+        }
+        out
     }
 
     /// Appends records to the active segment (starting or sealing segments as
@@ -442,16 +557,14 @@ impl Trail {
         let prefix = name_prefix(module, version);
         // (names, segment, offsets), sealed segments first, then the active one.
         let mut found: Vec<(Vec<u8>, u64, Vec<u64>)> = Vec::new();
-        let mut m = vec![b'm'];
-        m.extend_from_slice(&prefix);
-        for item in self.0.index.scan_prefix(&m) {
-            let (k, v) = item.map_err(db(&self.0.dir))?;
-            if k.len() < 1 + 8 {
+        let active_seg = self.active().as_ref().map(|a| a.seg);
+        for seg in self.segments()? {
+            if Some(seg) == active_seg {
                 continue;
             }
-            let (names, seg) = k[1..].split_at(k.len() - 1 - 8);
-            let seg = u64::from_be_bytes(seg.try_into().unwrap_or_default());
-            found.push((names.to_vec(), seg, varints(&v)));
+            for (names, offsets) in self.lookup(seg, &prefix) {
+                found.push((names, seg, offsets));
+            }
         }
         if let Some(a) = self.active().as_ref() {
             for (k, offs) in a.index.range(prefix.clone()..) {
@@ -546,26 +659,30 @@ impl Trail {
             }
             let path = seg_file(&self.0.dir, *seg);
             removed += scan(&path).map(|(r, _)| r.len() as u64).unwrap_or(0);
-            let mut s = vec![b's'];
-            s.extend_from_slice(&seg.to_be_bytes());
-            let mut batch = sled::Batch::default();
-            for item in self.0.index.scan_prefix(&s) {
-                let (k, _) = item.map_err(db(&self.0.dir))?;
-                let mut m = vec![b'm'];
-                m.extend_from_slice(&k[s.len()..]);
-                m.extend_from_slice(&seg.to_be_bytes());
-                batch.remove(m);
-                batch.remove(k);
-            }
-            // The index goes first: a crash after it leaves a file that the
-            // next prune deletes (its seal marker goes last).
-            self.0.index.apply_batch(batch).map_err(db(&self.0.dir))?;
+            // The records go first; an index left by a crash here names no
+            // file and is removed at the next prune.
             std::fs::remove_file(&path).map_err(io(&path))?;
-            let mut z = vec![b'z'];
-            z.extend_from_slice(&seg.to_be_bytes());
-            self.0.index.remove(z).map_err(db(&self.0.dir))?;
+            let idx = idx_file(&self.0.dir, *seg);
+            let _ = std::fs::remove_file(&idx);
+            self.0
+                .fences
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(seg);
         }
-        self.0.index.flush().map_err(db(&self.0.dir))?;
+        // Indexes whose segment is gone.
+        if let Ok(rd) = std::fs::read_dir(&self.0.dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(seg) = name
+                    .strip_suffix(".idx")
+                    .and_then(|n| seg_id(&format!("{n}.log")))
+                    && !seg_file(&self.0.dir, seg).exists()
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         Ok(removed)
     }
 
@@ -625,16 +742,57 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
     }
 }
 
-fn db(dir: &Path) -> impl Fn(sled::Error) -> AuditError + '_ {
-    move |e| AuditError::Db {
-        dir: dir.to_owned(),
-        msg: e.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_index_finds_exactly_a_modules_records() {
+        let d = tempfile::tempdir().unwrap();
+        let t = Trail::open(d.path()).unwrap();
+        assert!(Trail::open(d.path()).is_err(), "one process at a time");
+        let mut evs = Vec::new();
+        for i in 0..3000u64 {
+            evs.push(Event {
+                time_us: 1000 + i,
+                module: format!("a.com/m{}", i % 300),
+                version: format!("v1.{}.0", i % 7),
+                kind: "mod",
+                cache: "hit",
+                status: 200,
+                ..Event::default()
+            });
+        }
+        t.write(&evs, true).unwrap();
+        t.seal_active().unwrap();
+        t.write(&evs[..10], true).unwrap();
+        drop(t);
+        let t = Trail::open(d.path()).unwrap();
+        for m in [0, 1, 10, 100, 150, 299] {
+            let want = evs
+                .iter()
+                .filter(|e| e.module == format!("a.com/m{m}"))
+                .count()
+                + usize::from(m < 10);
+            let mut n = 0;
+            t.who(&format!("a.com/m{m}"), None, 0, |r| {
+                assert_eq!(r.module, format!("a.com/m{m}"));
+                n += 1;
+                true
+            })
+            .unwrap();
+            assert_eq!(n, want, "a.com/m{m}");
+        }
+        let mut n = 0;
+        t.who("a.com/m1", Some("v1.1.0"), 0, |r| {
+            assert_eq!(r.version, "v1.1.0");
+            n += 1;
+            true
+        })
+        .unwrap();
+        assert!(n > 0);
+        assert_eq!(t.len(), 3010);
+    }
 
     #[test]
     fn varints_round_trip() {
