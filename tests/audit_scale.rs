@@ -60,8 +60,18 @@ fn ten_million_records() {
     let disk = trail.disk_bytes();
     drop(trail);
     let du = dir_bytes(dir.path());
-    let index = dir_bytes(&dir.path().join("audit/index"));
-    eprintln!("AUDIT_SCALE segments={} index={index}", du - index);
+    let (mut segs, mut index, mut files) = (0u64, 0u64, 0);
+    for e in std::fs::read_dir(dir.path().join("audit")).unwrap().flatten() {
+        let len = e.metadata().unwrap().len();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".log") {
+            segs += len;
+            files += 1;
+        } else if name.ends_with(".idx") {
+            index += len;
+        }
+    }
+    eprintln!("AUDIT_SCALE segment_files={files} segments={segs} index={index}");
     eprintln!(
         "AUDIT_SCALE records={n} write={wrote:?} ({:.0} records/s) trail_disk_bytes={disk} \
          du={du} bytes/record={:.1}",
