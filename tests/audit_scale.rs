@@ -61,7 +61,10 @@ fn ten_million_records() {
     drop(trail);
     let du = dir_bytes(dir.path());
     let (mut segs, mut index, mut files) = (0u64, 0u64, 0);
-    for e in std::fs::read_dir(dir.path().join("audit")).unwrap().flatten() {
+    for e in std::fs::read_dir(dir.path().join("audit"))
+        .unwrap()
+        .flatten()
+    {
         let len = e.metadata().unwrap().len();
         let name = e.file_name().to_string_lossy().into_owned();
         if name.ends_with(".log") {
