@@ -82,6 +82,8 @@ pub struct AdminConfig {
     pub bearer_sha256: Vec<String>,
     /// Largest admin request accepted, in bytes (socket and HTTP).
     pub max_request_bytes: usize,
+    /// Largest answer a running server builds for one admin request, in bytes.
+    pub max_response_bytes: usize,
 }
 
 impl Default for AdminConfig {
@@ -89,6 +91,7 @@ impl Default for AdminConfig {
         AdminConfig {
             bearer_sha256: Vec::new(),
             max_request_bytes: 64 << 10,
+            max_response_bytes: 256 << 20,
         }
     }
 }
@@ -354,6 +357,7 @@ mod tests {
         assert_eq!(c.audit.flush_ms, d.audit.flush_ms);
         assert_eq!(c.admin.bearer_sha256, d.admin.bearer_sha256);
         assert_eq!(c.admin.max_request_bytes, d.admin.max_request_bytes);
+        assert_eq!(c.admin.max_response_bytes, d.admin.max_response_bytes);
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct Metrics {
     pub audit_dropped: prometheus::IntCounter,
     pub audit_queue_full: prometheus::IntCounter,
     pub audit_pruned: prometheus::IntCounter,
-    /// Admin requests (socket and HTTP) by outcome (`ok`, `error`, `bad_request`, `too_large`).
+    /// Admin requests (socket and HTTP) by outcome (`ok`, `error`, `bad_request`, `too_large`, `answer_too_large`).
     pub admin_requests: IntCounterVec,
 }
 

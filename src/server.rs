@@ -83,6 +83,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         audit: Some(audit.clone()),
         metrics,
         max_request_bytes: cfg.admin.max_request_bytes,
+        max_response_bytes: cfg.admin.max_response_bytes,
         http_auth: match cfg.admin.bearer_sha256.is_empty() {
             true => None,
             false => Some(

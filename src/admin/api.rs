@@ -123,6 +123,8 @@ pub struct Admin {
     pub audit: Option<Arc<AuditLog>>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub max_request_bytes: usize,
+    /// Largest answer a running server builds (`[admin] max_response_bytes`).
+    pub max_response_bytes: usize,
     /// Admin tokens accepted under `/admin/` (`[admin] bearer_sha256`); none: off.
     pub http_auth: Option<crate::http::auth::Auth>,
     /// The trusted tree size last seen by the dashboard, when it was first
@@ -322,11 +324,41 @@ fn open_trail(backend: &Backend<'_>) -> Result<Trail, AuditError> {
     }
 }
 
+/// Collects a command's output in memory, up to a bound: the answer is one
+/// JSON object, so an unbounded `audit export` would grow the server.
+struct Capped {
+    buf: Vec<u8>,
+    max: usize,
+    exceeded: bool,
+}
+
+impl Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > self.max {
+            self.exceeded = true;
+            return Err(std::io::Error::other(format!(
+                "the answer would exceed admin.max_response_bytes ({} bytes): narrow it \
+                 (e.g. --since/--until), or run the command on a stopped data dir",
+                self.max
+            )));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Runs a request inside a running server and packs the answer (socket and `/admin/`).
 pub async fn answer(admin: &Admin, req: Request) -> Response {
-    let mut out = Vec::new();
+    let mut out = Capped {
+        buf: Vec::new(),
+        max: admin.max_response_bytes,
+        exceeded: false,
+    };
     let r = execute(Backend::Server(admin), req, &mut out).await;
-    let output = String::from_utf8_lossy(&out).into_owned();
+    let output = String::from_utf8_lossy(&out.buf).into_owned();
     match r {
         Ok(ok) => {
             admin
@@ -341,10 +373,15 @@ pub async fn answer(admin: &Admin, req: Request) -> Response {
             }
         }
         Err(e) => {
+            let outcome = if out.exceeded {
+                "answer_too_large"
+            } else {
+                "error"
+            };
             admin
                 .metrics
                 .admin_requests
-                .with_label_values(&["error"])
+                .with_label_values(&[outcome])
                 .inc();
             Response {
                 ok: false,
@@ -395,6 +432,20 @@ pub fn parse(body: &[u8]) -> Result<Request, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_capped() {
+        let mut c = Capped {
+            buf: Vec::new(),
+            max: 8,
+            exceeded: false,
+        };
+        assert!(c.write_all(b"12345").is_ok());
+        let e = c.write_all(b"6789").unwrap_err();
+        assert!(e.to_string().contains("max_response_bytes"), "{e}");
+        assert!(c.exceeded);
+        assert_eq!(c.buf, b"12345");
+    }
 
     #[test]
     fn requests_round_trip_and_bad_ones_are_explained() {
