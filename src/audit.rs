@@ -465,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn who_reads_only_the_module_and_export_is_time_ordered() {
+    fn who_reads_only_the_module_and_export_reads_a_time_range() {
         let d = tempfile::tempdir().unwrap();
         let t = Trail::open(d.path()).unwrap();
         t.write(
@@ -508,7 +508,9 @@ mod tests {
             true
         })
         .unwrap();
-        assert_eq!(times, vec![5, 10, 20]);
+        // In write order (a batch is queued as answered: real batches are in
+        // time order to within milliseconds; this one is scrambled on purpose).
+        assert_eq!(times, vec![10, 20, 5]);
         // Retention drops whole sealed segments older than the cutoff.
         let day = 86_400 * 1_000_000;
         t.seal_active().unwrap();

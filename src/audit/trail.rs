@@ -256,8 +256,19 @@ fn read_at(f: &File, off: u64) -> Option<Stored> {
 /// Reads a segment from the start: every whole record with its offset, and
 /// the length of the good prefix (anything after it is a torn tail).
 fn scan(path: &Path) -> std::io::Result<(Vec<(u64, Stored)>, u64)> {
+    let mut out = Vec::new();
+    let good = scan_with(path, |off, s| {
+        out.push((off, s));
+        true
+    })?;
+    Ok((out, good))
+}
+
+/// Calls `each` with every whole record of a segment in file order until it
+/// says stop; returns the length of the good prefix read.
+fn scan_with(path: &Path, mut each: impl FnMut(u64, Stored) -> bool) -> std::io::Result<u64> {
     let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let (mut out, mut off) = (Vec::new(), 0u64);
+    let mut off = 0u64;
     let mut head = [0u8; 8];
     let mut payload = Vec::new();
     loop {
@@ -273,13 +284,16 @@ fn scan(path: &Path) -> std::io::Result<(Vec<(u64, Stored)>, u64)> {
         if r.read_exact(&mut payload).is_err() || crc32fast::hash(&payload) != crc {
             break;
         }
-        match serde_json::from_slice::<Stored>(&payload) {
-            Ok(s) => out.push((off, s)),
-            Err(_) => break,
-        }
+        let Ok(s) = serde_json::from_slice::<Stored>(&payload) else {
+            break;
+        };
+        let at = off;
         off += 8 + u64::from(len);
+        if !each(at, s) {
+            break;
+        }
     }
-    Ok((out, off))
+    Ok(off)
 }
 
 /// The segment being appended to, indexed in memory.
@@ -685,7 +699,9 @@ impl Trail {
         Ok(())
     }
 
-    /// Records with `since <= time < until`, in time order.
+    /// Records with `since <= time < until`, in the order they were written:
+    /// time order, but for records answered within the same few milliseconds
+    /// (a batch is queued in arrival order, each stamped when answered).
     pub fn export(
         &self,
         since_us: u64,
@@ -701,22 +717,22 @@ impl Trail {
                 continue;
             }
             let path = seg_file(&self.0.dir, *seg);
-            let (records, _) = match scan(&path) {
-                Ok(x) => x,
+            // Streamed: a segment's records are never all in memory at once.
+            let mut stopped = false;
+            let read = scan_with(&path, |_, s| {
+                if s.time_us < since_us || s.time_us >= until_us {
+                    return true;
+                }
+                stopped = !each(s.into_record());
+                !stopped
+            });
+            match read {
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io(&path)(e)),
-            };
-            let mut in_range: Vec<Stored> = records
-                .into_iter()
-                .map(|(_, s)| s)
-                .filter(|s| s.time_us >= since_us && s.time_us < until_us)
-                .collect();
-            // Batches are written in arrival order; keep times ordered anyway.
-            in_range.sort_by_key(|s| s.time_us);
-            for s in in_range {
-                if !each(s.into_record()) {
-                    return Ok(());
-                }
+            }
+            if stopped {
+                return Ok(());
             }
         }
         Ok(())
@@ -737,7 +753,12 @@ impl Trail {
                 continue;
             }
             let path = seg_file(&self.0.dir, *seg);
-            removed += scan(&path).map(|(r, _)| r.len() as u64).unwrap_or(0);
+            let mut n = 0u64;
+            let _ = scan_with(&path, |_, _| {
+                n += 1;
+                true
+            });
+            removed += n;
             // The records go first; an index left by a crash here names no
             // file and is removed at the next prune.
             std::fs::remove_file(&path).map_err(io(&path))?;
