@@ -320,6 +320,11 @@ fn open_trail(backend: &Backend<'_>) -> Result<Trail, AuditError> {
             Some(log) => Ok(log.trail().clone()),
             None => Err(AuditError::Usage("this server keeps no audit trail".into())),
         },
+        // Reading must not create a trail (a mistyped --data-dir would).
+        Backend::Dir(d) if !d.join("audit").is_dir() => Err(AuditError::Usage(format!(
+            "no audit trail in {} (no audit directory: no modgate with the audit trail has served from it)",
+            d.display()
+        ))),
         Backend::Dir(d) => Trail::open(d),
     }
 }
