@@ -40,6 +40,8 @@ pub struct Config {
     /// The supply-chain policy file (`gate::policy`); none: verification alone decides.
     pub policy: Option<PathBuf>,
     pub watch: WatchConfig,
+    pub audit: AuditConfig,
+    pub admin: AdminConfig,
 }
 
 /// The store's size cap (see [`crate::evict`]).
@@ -64,6 +66,62 @@ impl Default for WatchConfig {
     fn default() -> Self {
         WatchConfig {
             head_interval_secs: 30,
+        }
+    }
+}
+
+/// The audit trail (see `crate::audit`): how long records are kept, and its writer's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How long records are kept (humantime: `400d`, `90d`, `12h`).
+    pub retention: String,
+    /// Records queued for the writer at most; when full, a hit waits briefly
+    /// and is then dropped (counted), a miss or refusal waits.
+    pub queue: usize,
+    /// Milliseconds between flushes of batched hit records (at most 1000):
+    /// the most a crash can lose.
+    pub flush_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: "400d".into(),
+            queue: 65536,
+            flush_ms: 500,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The retention as a duration; an error names the key.
+    pub fn retention(&self) -> Result<Duration, crate::audit::AuditError> {
+        humantime::parse_duration(&self.retention).map_err(|e| {
+            crate::audit::AuditError::Usage(format!("audit.retention {:?}: {e}", self.retention))
+        })
+    }
+}
+
+/// The admin API over HTTP (`/admin/`), for remote operators. The local
+/// admin socket (`<data-dir>/admin.sock`, mode 0600) needs no token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// SHA-256 (hex) of each admin bearer token; empty: no `/admin/` over HTTP.
+    pub bearer_sha256: Vec<String>,
+    /// Largest admin request accepted, in bytes (socket and HTTP).
+    pub max_request_bytes: usize,
+    /// Largest answer a running server builds for one admin request, in bytes.
+    pub max_response_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            bearer_sha256: Vec::new(),
+            max_request_bytes: 64 << 10,
+            max_response_bytes: 256 << 20,
         }
     }
 }
@@ -174,6 +232,8 @@ impl Default for Config {
             store: StoreConfig::default(),
             policy: None,
             watch: WatchConfig::default(),
+            audit: AuditConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -360,6 +420,12 @@ mod tests {
         assert_eq!(c.store.max_bytes, d.store.max_bytes);
         assert_eq!(c.policy, d.policy);
         assert_eq!(c.watch.head_interval_secs, d.watch.head_interval_secs);
+        assert_eq!(c.audit.retention, d.audit.retention);
+        assert_eq!(c.audit.queue, d.audit.queue);
+        assert_eq!(c.audit.flush_ms, d.audit.flush_ms);
+        assert_eq!(c.admin.bearer_sha256, d.admin.bearer_sha256);
+        assert_eq!(c.admin.max_request_bytes, d.admin.max_request_bytes);
+        assert_eq!(c.admin.max_response_bytes, d.admin.max_response_bytes);
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum Error {
     /// names the module, the version and why (advisory ids, the rule's reason).
     #[error("SECURITY: {0}")]
     Refused(String),
+    /// Authenticated, but not allowed here by policy (a client token on the
+    /// admin API). 403: policy, not an internal failure.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// Upstream could not be reached or answered with an error.
     #[error("{0}")]
     UpstreamUnavailable(String),
@@ -67,8 +71,7 @@ impl Error {
             Error::NotFound(_) | Error::Offline(_) => StatusCode::NOT_FOUND,
             Error::Gone(_) => StatusCode::GONE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Security(_) => StatusCode::FORBIDDEN,
-            Error::Refused(_) => StatusCode::FORBIDDEN,
+            Error::Security(_) | Error::Refused(_) | Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,

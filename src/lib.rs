@@ -28,10 +28,13 @@
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
 //! - [`gate`]: the supply-chain verdict (policy rules, advisories; cooldown and
 //!   typosquat checks plug in) consulted before any artifact is served.
-//! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust` and `prefetch` commands.
+//! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust`, `audit` and `prefetch`
+//!   commands, answered by a running server (admin socket, `/admin/`) or on a stopped data dir.
+//! - [`audit`]: the append-only record of who was served or refused what, by module.
 //! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run;
 //!   [`logfmt`]: the human log line format.
 pub mod admin;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod evict;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use modgate::admin::api::{Backend, Request};
 use modgate::config::Config;
 use modgate::server;
 
@@ -16,6 +17,13 @@ use modgate::server;
 #[derive(Parser)]
 #[command(name = "modgate", version, about, long_about)]
 struct Cli {
+    /// Run an admin command (cache, trust, audit) on a remote modgate over
+    /// HTTPS (`POST URL/admin/`, enabled there by `[admin] bearer_sha256`).
+    #[arg(long, global = true, value_name = "URL", requires = "token_file")]
+    server: Option<String>,
+    /// File holding the admin bearer token for --server.
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,13 +34,17 @@ enum Command {
     Serve(ServeArgs),
     /// Show or reset the checksum-database trust state of a data dir.
     ///
-    /// Works only while no `modgate serve` holds the data dir (its index is
-    /// locked then, and the command refuses without touching anything).
+    /// `show` asks the running server (admin socket) or reads a stopped data
+    /// dir; `reset` runs only while no `modgate serve` holds the data dir.
     #[command(subcommand)]
     Trust(TrustCommand),
-    /// Inspect, re-verify or prune the store of a stopped server.
+    /// Inspect, re-verify or prune the store (through a running server's
+    /// admin socket, or directly on a stopped data dir).
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Who was served or refused what: the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Fetch and verify every module version listed in go.sum / go.mod files.
     Prefetch(PrefetchArgs),
     /// Exit 0 if a running modgate answers /healthz (for container HEALTHCHECKs).
@@ -109,6 +121,35 @@ enum CacheCommand {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Every answer and refusal of MODULE (or MODULE@VERSION): time, client,
+    /// X-Forwarded-For, user, kind, hit/miss, status, verdict, tree size.
+    Who {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// MODULE or MODULE@VERSION.
+        target: String,
+        /// Only records since then: a duration back (7d, 12h) or a date (2026-11-01).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every record in a time range, as JSON lines (for a SIEM).
+    Export {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// From: a duration back (7d) or a date (2026-11-01).
+        #[arg(long, value_name = "WHEN")]
+        since: String,
+        /// Until (exclusive) [default: now].
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TrustCommand {
     /// Show the trusted tree (size, hash, signed note) of each checksum
     /// database, and any fork marker and evidence.
@@ -166,33 +207,81 @@ impl DataDirArgs {
     }
 }
 
-fn trust(cmd: TrustCommand) -> Result<(), Box<dyn std::error::Error>> {
-    init_logging("text");
-    match cmd {
-        TrustCommand::Show { data, sumdb } => {
-            let states = modgate::admin::trust::show(&data.resolve()?, sumdb.as_deref())?;
-            print!("{}", modgate::admin::trust::render(&states));
+/// An admin command as an API request, with the data dir it concerns.
+fn admin_request(cmd: Command) -> Result<(DataDirArgs, Request), Box<Command>> {
+    Ok(match cmd {
+        Command::Cache(CacheCommand::Ls { dir, pattern, json }) => {
+            (dir, Request::CacheLs { pattern, json })
         }
-        TrustCommand::Reset { data, sumdb } => {
-            let r = modgate::admin::trust::reset(&data.resolve()?, &sumdb)?;
-            println!(
-                "checksum database {}: fork marker {}, trusted tree {}, {} cached tiles cleared; \
-                 the next verification trusts its current head",
-                r.name,
-                if r.cleared_fork {
-                    "cleared"
-                } else {
-                    "was not set"
-                },
-                match r.cleared_tree {
-                    Some(t) => format!("of size {} forgotten", t.n),
-                    None => "was not set".to_string(),
-                },
-                r.cleared_tiles
-            );
+        Command::Cache(CacheCommand::Verify { dir }) => (dir, Request::CacheVerify),
+        Command::Cache(CacheCommand::Rm { dir, target }) => (dir, Request::CacheRm { target }),
+        Command::Trust(TrustCommand::Show { data, sumdb }) => (data, Request::TrustShow { sumdb }),
+        Command::Trust(TrustCommand::Reset { data, sumdb }) => {
+            (data, Request::TrustReset { sumdb })
         }
+        Command::Audit(AuditCommand::Who {
+            dir,
+            target,
+            since,
+            json,
+        }) => (
+            dir,
+            Request::AuditWho {
+                target,
+                since,
+                json,
+            },
+        ),
+        Command::Audit(AuditCommand::Export { dir, since, until }) => {
+            (dir, Request::AuditExport { since, until })
+        }
+        other => return Err(Box::new(other)),
+    })
+}
+
+/// Runs an admin request: on the remote server (--server), else through the
+/// admin socket of a server running on the data dir, else on the data dir itself.
+async fn run_admin(
+    remote: Option<(String, PathBuf)>,
+    dir: DataDirArgs,
+    req: Request,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let answer = match remote {
+        Some((url, token_file)) => {
+            let token = std::fs::read_to_string(&token_file)
+                .map_err(|e| format!("reading {}: {e}", token_file.display()))?;
+            modgate::admin::api::ask_http(&url, token.trim(), &req).await?
+        }
+        None => {
+            let data_dir = dir.resolve()?;
+            match modgate::admin::socket::ask(&data_dir, &req).await {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    // No server: run it here, printing as it goes.
+                    let mut out = std::io::stdout();
+                    return Ok(modgate::admin::api::execute(
+                        Backend::Dir(&data_dir),
+                        req,
+                        &mut out,
+                    )
+                    .await?);
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "a server runs on {} but its admin socket failed: {e}",
+                        data_dir.display()
+                    )
+                    .into());
+                }
+            }
+        }
+    };
+    std::io::stdout().write_all(answer.output.as_bytes())?;
+    match answer.error {
+        Some(e) => Err(e.into()),
+        None => Ok(answer.ok),
     }
-    Ok(())
 }
 
 #[derive(Args)]
@@ -329,25 +418,20 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Runs an admin command; `Ok(false)` means it ran but found problems (exit 1).
-async fn admin(cmd: Command) -> Result<bool, Box<dyn std::error::Error>> {
-    use modgate::admin::{cache, prefetch};
-    let mut out = std::io::stdout().lock();
+/// Runs a command; `Ok(false)` means it ran but found problems (exit 1).
+async fn admin(
+    remote: Option<(String, PathBuf)>,
+    cmd: Command,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    use modgate::admin::prefetch;
+    let cmd = match admin_request(cmd) {
+        Ok((dir, req)) => {
+            init_logging("text");
+            return run_admin(remote, dir, req).await;
+        }
+        Err(cmd) => *cmd,
+    };
     match cmd {
-        Command::Cache(CacheCommand::Ls { dir, pattern, json }) => {
-            let store = cache::open_store(&dir.resolve()?)?;
-            cache::ls(&store, pattern.as_deref(), json, &mut out).await?;
-            Ok(true)
-        }
-        Command::Cache(CacheCommand::Verify { dir }) => {
-            let store = cache::open_store(&dir.resolve()?)?;
-            Ok(cache::verify(&store, &mut out).await?.bad.is_empty())
-        }
-        Command::Cache(CacheCommand::Rm { dir, target }) => {
-            let store = cache::open_store(&dir.resolve()?)?;
-            cache::rm(&store, &target, &mut out).await?;
-            Ok(true)
-        }
         Command::Prefetch(a) => {
             let cfg = a.serve.config()?;
             init_logging(&cfg.log_format);
@@ -370,24 +454,28 @@ async fn admin(cmd: Command) -> Result<bool, Box<dyn std::error::Error>> {
         }
         Command::Policy(PolicyCommand::Check { policy, target }) => {
             let file = policy.policy_file()?;
+            let mut out = std::io::stdout();
             let gate = modgate::admin::policy::load_gate(&file, &mut std::io::stderr()).await?;
             // The data dir is optional here: say what is cached when it can be read.
             let store = match (&policy.dir.data_dir, &policy.dir.config) {
                 (None, None) => None,
-                _ => Some(cache::open_store(&policy.dir.resolve()?)?),
+                _ => Some(modgate::admin::cache::open_store(&policy.dir.resolve()?)?),
             };
             let store = store.as_ref().map(|s| s as &dyn modgate::store::Store);
             modgate::admin::policy::check(&gate, store, &target, &mut out).await
         }
         Command::Policy(PolicyCommand::Exposure { policy }) => {
             let file = policy.policy_file()?;
+            let mut out = std::io::stdout();
             let gate = modgate::admin::policy::load_gate(&file, &mut std::io::stderr()).await?;
-            let store = cache::open_store(&policy.dir.resolve()?)?;
+            let store = modgate::admin::cache::open_store(&policy.dir.resolve()?)?;
             modgate::admin::policy::exposure(&gate, &store, &mut out).await?;
             Ok(true)
         }
         Command::Serve(a) => serve(a).await.map(|()| true),
-        Command::Trust(c) => trust(c).map(|()| true),
+        Command::Cache(_) | Command::Trust(_) | Command::Audit(_) => {
+            unreachable!("admin commands are answered above")
+        }
     }
 }
 
@@ -400,7 +488,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(admin(cli.command));
+    let remote = cli.server.zip(cli.token_file);
+    let result = rt.block_on(admin(remote, cli.command));
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -55,6 +55,21 @@ pub struct Metrics {
     pub gate_advisory_age: IntGaugeVec,
     /// Cached versions the gate refuses now (kept as evidence, not served).
     pub gate_blocked_cached: IntGauge,
+    /// Audit records written, dropped (queue full past the wait, or a write
+    /// failed), times the queue was found full, and records deleted by retention.
+    pub audit_records: prometheus::IntCounter,
+    pub audit_dropped: prometheus::IntCounter,
+    pub audit_queue_full: prometheus::IntCounter,
+    pub audit_pruned: prometheus::IntCounter,
+    /// Admin requests (socket and HTTP) by outcome (`ok`, `error`, `bad_request`, `too_large`, `answer_too_large`).
+    pub admin_requests: IntCounterVec,
+}
+
+fn plain_counter(r: &Registry, name: &str, help: &str) -> prometheus::IntCounter {
+    let c = prometheus::IntCounter::new(name, help).expect("valid metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -199,6 +214,32 @@ impl Metrics {
                 &r,
                 "modgate_gate_blocked_cached_versions",
                 "Cached module versions the gate refuses now (kept, not served).",
+            ),
+            audit_records: plain_counter(
+                &r,
+                "modgate_audit_records_total",
+                "Audit records written.",
+            ),
+            audit_dropped: plain_counter(
+                &r,
+                "modgate_audit_records_dropped_total",
+                "Audit records lost: the queue stayed full, or writing failed.",
+            ),
+            audit_queue_full: plain_counter(
+                &r,
+                "modgate_audit_queue_full_total",
+                "Times an audit record found the writer's queue full.",
+            ),
+            audit_pruned: plain_counter(
+                &r,
+                "modgate_audit_records_pruned_total",
+                "Audit records deleted by retention.",
+            ),
+            admin_requests: counter(
+                &r,
+                "modgate_admin_requests_total",
+                "Admin requests (socket and HTTP) by outcome.",
+                &["outcome"],
             ),
             registry: r,
         }

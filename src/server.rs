@@ -47,6 +47,8 @@ pub enum StartError {
     Tls(String),
     #[error(transparent)]
     Policy(#[from] crate::gate::PolicyError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// Builds everything a server needs from its configuration.
@@ -54,7 +56,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let cfg = Arc::new(cfg);
     let spec = cfg.sumdb_spec()?;
     let upstream = Upstream::new(&cfg)?;
-    let store: Arc<dyn Store> = Arc::new(
+    let embedded = Arc::new(
         EmbeddedStore::open_with_memory(&cfg.data_dir, cfg.cache.memory_mib << 20).map_err(
             |source| StartError::Store {
                 path: cfg.data_dir.clone(),
@@ -62,6 +64,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
             },
         )?,
     );
+    let store: Arc<dyn Store> = embedded.clone();
     let ops = SumdbOps {
         name: spec.name.clone(),
         base_url: spec.url.clone(),
@@ -74,9 +77,35 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let client =
         Client::new(Arc::new(ops), &spec.vkey).map_err(|e| StartError::Key(e.to_string()))?;
     let auth = Arc::new(crate::http::auth::Auth::from_config(&cfg.auth).map_err(StartError::Auth)?);
+    let metrics = upstream.metrics().clone();
+    let audit = crate::audit::AuditLog::open(&cfg.data_dir, &cfg.audit, metrics.clone())?;
+    let admin = Arc::new(crate::admin::api::Admin {
+        data_dir: cfg.data_dir.clone(),
+        store: embedded,
+        audit: Some(audit.clone()),
+        metrics,
+        max_request_bytes: cfg.admin.max_request_bytes,
+        max_response_bytes: cfg.admin.max_response_bytes,
+        http_auth: match cfg.admin.bearer_sha256.is_empty() {
+            true => None,
+            false => Some(
+                crate::http::auth::Auth::from_config(&crate::config::AuthConfig {
+                    bearer_sha256: cfg.admin.bearer_sha256.clone(),
+                    ..Default::default()
+                })
+                .map_err(|e| StartError::Auth(e.replace("auth.", "admin.")))?,
+            ),
+        },
+        tree_seen: Default::default(),
+    });
     let gate = Arc::new(crate::gate::build(&cfg)?);
     let pipeline = Pipeline::new_with_gate(store, upstream, Arc::new(client), cfg, gate);
-    Ok(AppState { pipeline, auth })
+    Ok(AppState {
+        pipeline,
+        auth,
+        audit: Some(audit),
+        admin: Some(admin),
+    })
 }
 
 /// Binds the configured address.
@@ -126,6 +155,7 @@ pub async fn run(
     // Dates new checksum-database records (stopped when dropped, at return).
     let _head_watcher = crate::trust_watch::start(sumdb.clone(), state.pipeline.config());
     let sumdb = sumdb.clone();
+    let (audit, admin_socket) = start_admin(&state).await;
     let cfg = state.pipeline.config();
     let tls = match cfg.tls.enabled() {
         true => Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg.tls)?)),
@@ -227,7 +257,45 @@ pub async fn run(
         );
     }
     sumdb.flush_head_history().await;
+    if let Some((task, path)) = admin_socket {
+        task.abort();
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(a) = audit {
+        a.stop().await;
+    }
     Ok(())
+}
+
+/// Starts the audit trail's writer and the admin socket. A socket that
+/// cannot be bound is logged, not fatal: serving matters more, and the
+/// admin API is still reachable over HTTP when configured.
+async fn start_admin(
+    state: &AppState,
+) -> (
+    Option<Arc<crate::audit::AuditLog>>,
+    Option<(tokio::task::JoinHandle<()>, std::path::PathBuf)>,
+) {
+    if let Some(a) = &state.audit {
+        a.spawn();
+    }
+    if let Some(a) = &state.admin {
+        a.tree_seen(state.pipeline.sumdb().latest().n);
+    }
+    let socket = match &state.admin {
+        Some(admin) => match crate::admin::socket::bind(&admin.data_dir).await {
+            Ok(l) => Some((
+                tokio::spawn(crate::admin::socket::serve(l, admin.clone())),
+                crate::admin::socket::path(&admin.data_dir),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "admin socket not available");
+                None
+            }
+        },
+        None => None,
+    };
+    (state.audit.clone(), socket)
 }
 
 /// Sets the store gauges from the store's totals (two numbers the store keeps

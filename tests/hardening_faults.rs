@@ -256,6 +256,8 @@ fn router_with(cfg: modgate::config::Config, store: Arc<dyn Store>) -> axum::Rou
     modgate::http::app(modgate::http::AppState {
         pipeline,
         auth: Default::default(),
+        audit: None,
+        admin: None,
     })
 }
 

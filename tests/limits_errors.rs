@@ -159,6 +159,8 @@ fn router(
     let app = modgate::http::app(modgate::http::AppState {
         pipeline,
         auth: Default::default(),
+        audit: None,
+        admin: None,
     });
     (app, metrics)
 }

@@ -89,6 +89,8 @@ fn store_stays_under_its_cap_and_keeps_held_versions() {
         modgate::http::AppState {
             pipeline,
             auth: Default::default(),
+            audit: None,
+            admin: None,
         }
     };
     // The gate's hook: v1.0.0 is blocked, kept as evidence.

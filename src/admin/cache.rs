@@ -1,8 +1,10 @@
 //! `modgate cache ls | verify | rm`: inspect, re-check and prune a stopped server's store.
 //!
-//! These commands open the sled index directly, so they refuse to run while
-//! `modgate serve` holds it ([`open_store`] turns sled's lock error into
-//! [`AdminError::Locked`]); they never touch a store another process is writing.
+//! With a server running, the CLI sends these to it ([`super::api`], the
+//! admin socket) and the server runs them on its own open store. Without one,
+//! they open the sled index directly; [`open_store`] refuses
+//! ([`AdminError::Locked`]) when another process holds it, so they never
+//! touch a store another process is writing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -31,18 +33,10 @@ pub enum AdminError {
     Start(String),
 }
 
-/// Whether a store error is sled refusing a second process on the same index.
-pub fn is_locked(e: &StoreError) -> bool {
-    // sled 0.34 reports its exclusive file lock only as an io::Error message
-    // (kind Other); the store keeps sled's I/O errors as `StoreError::Io`.
-    const LOCKED: &str = "could not acquire lock";
-    match e {
-        StoreError::Io { source, .. } => {
-            source.kind() == std::io::ErrorKind::WouldBlock || source.to_string().contains(LOCKED)
-        }
-        StoreError::Index(m) => m.contains(LOCKED),
-        _ => false,
-    }
+/// Whether a running modgate holds the data dir's index (a typed check of
+/// sled's file lock, see [`super::lock`]).
+pub fn is_locked(data_dir: &Path) -> bool {
+    super::lock::held(&data_dir.join("index"))
 }
 
 /// Opens the store of a data dir that is not being served.
@@ -50,13 +44,10 @@ pub fn open_store(data_dir: &Path) -> Result<EmbeddedStore, AdminError> {
     if !data_dir.join("index").is_dir() {
         return Err(AdminError::NoData(data_dir.to_owned()));
     }
-    EmbeddedStore::open(data_dir).map_err(|e| {
-        if is_locked(&e) {
-            AdminError::Locked(data_dir.to_owned())
-        } else {
-            AdminError::Store(e)
-        }
-    })
+    if is_locked(data_dir) {
+        return Err(AdminError::Locked(data_dir.to_owned()));
+    }
+    EmbeddedStore::open(data_dir).map_err(AdminError::Store)
 }
 
 /// Selects module versions by a glob (`*`, `?`, `[...]`) matched against the
@@ -113,7 +104,7 @@ pub async fn ls(
     store: &EmbeddedStore,
     pattern: Option<&str>,
     json: bool,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<usize, AdminError> {
     let sel = Selector::new(pattern)?;
     let entries: Vec<Entry> = store
@@ -243,7 +234,7 @@ fn check_blob(path: &Path, digest: &str, es: &[Entry]) -> Result<(), String> {
 /// it is dropped, so the next request fetches and verifies it again.
 pub async fn verify(
     store: &EmbeddedStore,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<VerifyReport, AdminError> {
     let mut by_digest: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     let mut report = VerifyReport::default();
@@ -312,7 +303,7 @@ pub async fn verify(
 pub async fn rm(
     store: &EmbeddedStore,
     target: &str,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<usize, AdminError> {
     let (module, version) = match target.split_once('@') {
         Some((m, v)) => {

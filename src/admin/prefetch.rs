@@ -249,7 +249,7 @@ pub async fn run(p: Arc<Pipeline>, want: WantList, jobs: usize) -> Summary {
 /// Whether a start-up error is the store being held by `modgate serve`.
 pub fn locked_error(e: &crate::server::StartError, data_dir: &Path) -> Option<AdminError> {
     match e {
-        crate::server::StartError::Store { source, .. } if super::cache::is_locked(source) => {
+        crate::server::StartError::Store { .. } if super::cache::is_locked(data_dir) => {
             Some(AdminError::Locked(data_dir.to_owned()))
         }
         _ => None,

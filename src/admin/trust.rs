@@ -69,19 +69,17 @@ fn open(data_dir: &Path) -> Result<sled::Db, TrustAdminError> {
     if !index.is_dir() {
         return Err(TrustAdminError::NoData(data_dir.to_owned()));
     }
-    sled::Config::new().path(&index).open().map_err(|e| {
-        // sled 0.34 reports a held lock as an Io error of kind Other:
-        // "could not acquire lock on ...: WouldBlock".
-        let msg = e.to_string();
-        if msg.contains("could not acquire lock") || msg.contains("WouldBlock") {
-            TrustAdminError::Locked(data_dir.to_owned())
-        } else {
-            TrustAdminError::Index {
-                dir: data_dir.to_owned(),
-                msg,
-            }
-        }
-    })
+    // A typed check of sled's lock first (sled itself says so only in text).
+    if super::lock::held(&index) {
+        return Err(TrustAdminError::Locked(data_dir.to_owned()));
+    }
+    sled::Config::new()
+        .path(&index)
+        .open()
+        .map_err(|e| TrustAdminError::Index {
+            dir: data_dir.to_owned(),
+            msg: e.to_string(),
+        })
 }
 
 fn index_err(data_dir: &Path) -> impl Fn(sled::Error) -> TrustAdminError + '_ {
@@ -110,7 +108,15 @@ fn note_tree(note: &[u8]) -> Option<Tree> {
 
 /// The trust state of every database in `data_dir` (or only `only`).
 pub fn show(data_dir: &Path, only: Option<&str>) -> Result<Vec<SumdbTrust>, TrustAdminError> {
-    let db = open(data_dir)?;
+    show_in(&open(data_dir)?, data_dir, only)
+}
+
+/// [`show`] on an index already open (a running server's, through the admin API).
+pub fn show_in(
+    db: &sled::Db,
+    data_dir: &Path,
+    only: Option<&str>,
+) -> Result<Vec<SumdbTrust>, TrustAdminError> {
     let err = index_err(data_dir);
     let trust = db.open_tree(Meta::Trust.tree_name()).map_err(&err)?;
     let tiles = db.open_tree(Meta::Tile.tree_name()).map_err(&err)?;

@@ -80,7 +80,7 @@ impl Auth {
     }
 
     /// Checks an `Authorization` header value; `Ok(who)` names the user for the logs.
-    fn check(&self, authorization: &str) -> Result<String, &'static str> {
+    pub(crate) fn check(&self, authorization: &str) -> Result<String, &'static str> {
         let (scheme, rest) = authorization
             .split_once(' ')
             .ok_or("malformed Authorization header")?;

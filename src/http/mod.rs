@@ -5,7 +5,9 @@
 //! - [`ops`]: health and metrics.
 //! - [`auth`]: optional client authentication.
 
+pub mod admin;
 pub mod auth;
+pub mod dashboard;
 pub mod ops;
 pub mod proxy;
 pub mod sumdb;
@@ -27,6 +29,10 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Accepted credentials (none configured: every request passes).
     pub auth: Arc<auth::Auth>,
+    /// The audit trail (absent when a test builds its own state).
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// The admin API a running server answers (socket, `/admin/`, dashboard).
+    pub admin: Option<Arc<crate::admin::api::Admin>>,
 }
 
 /// What a handler learned about a request, for the access log line.
@@ -36,6 +42,10 @@ pub struct RequestLog {
     pub version: String,
     pub kind: &'static str,
     pub cache: &'static str,
+    /// The size of the signed tree the artifact was verified at.
+    pub tree_size: Option<i64>,
+    /// The error message of a refusal or failure.
+    pub reason: Option<String>,
 }
 
 /// The peer address of the connection a request came on (set by the
@@ -49,11 +59,14 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/", get(dashboard::page))
         .fallback(proxy::handle)
         .layer(middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require,
         ))
+        // Outside client auth: /admin/ checks admin tokens itself.
+        .merge(admin::routes())
         // Outermost, so refused (401) requests are logged and counted too.
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
@@ -67,14 +80,14 @@ async fn access_log(State(st): State<AppState>, req: Request, next: Next) -> Res
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let client_ip = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
     // Said by the client or a proxy in front: recorded as given, never trusted.
     let forwarded_for = req
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(256).collect::<String>());
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     let status = resp.status().as_u16();
     // Milliseconds to the microsecond (a hit takes well under 0.1 ms): a
     // number in JSON, short in text, and no string to allocate.
@@ -93,15 +106,55 @@ async fn access_log(State(st): State<AppState>, req: Request, next: Next) -> Res
         .metrics()
         .request(kind, status, log.map_or("", |l| l.cache));
     // Fields that are None are left out of the line.
-    let client = client.map(tracing::field::display);
-    let forwarded_for = forwarded_for.as_deref();
+    let client = client_ip.map(tracing::field::display);
+    let forwarded = forwarded_for.as_deref();
     match log {
         Some(l) => tracing::info!(target: "modgate::access", %method, %path, status,
-            client, forwarded_for, user,
+            client, forwarded_for = forwarded, user,
             module = %l.module, version = %l.version, kind = l.kind, cache = l.cache,
             duration_ms = ms, "request"),
         None => tracing::info!(target: "modgate::access", %method, %path, status,
-            client, forwarded_for, user, duration_ms = ms, "request"),
+            client, forwarded_for = forwarded, user, duration_ms = ms, "request"),
+    }
+    if let Some(audit) = &st.audit {
+        audit_record(audit, &mut resp, client_ip, forwarded_for, status).await;
     }
     resp
+}
+
+/// Hands the answer to the audit trail (see [`crate::audit`] for what is
+/// recorded and when it is durable): a miss or refusal waits for its record
+/// to reach the disk; a hit is queued.
+async fn audit_record(
+    audit: &crate::audit::AuditLog,
+    resp: &mut Response,
+    client: Option<std::net::IpAddr>,
+    forwarded_for: Option<String>,
+    status: u16,
+) {
+    let user = resp
+        .extensions()
+        .get::<auth::AuthUser>()
+        .map(|u| u.0.clone());
+    let Some(l) = resp.extensions_mut().remove::<RequestLog>() else {
+        return;
+    };
+    if !matches!(l.kind, "info" | "mod" | "zip" | "list" | "latest") {
+        return;
+    }
+    audit
+        .record(crate::audit::Event {
+            time_us: crate::audit::now_us(),
+            client,
+            forwarded_for,
+            user,
+            module: l.module,
+            version: l.version,
+            kind: l.kind,
+            cache: l.cache,
+            status,
+            reason: l.reason,
+            tree_size: l.tree_size,
+        })
+        .await;
 }

@@ -33,7 +33,11 @@ pub async fn handle(
     let client = client.map(|Extension(ClientAddr(a))| a.ip());
     let mut resp = match serve(&st, client, req, &mut log).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            // For the audit trail: why it was refused or failed.
+            log.reason = Some(e.to_string());
+            e.into_response()
+        }
     };
     resp.extensions_mut().insert(log);
     resp
@@ -54,6 +58,7 @@ async fn serve(
             log.kind = kind.ext();
             let (entry, blob, cache) = p.open_from(client, &mv, kind).await?;
             log.cache = cache.as_str();
+            log.tree_size = Some(entry.verification.tree_size);
             // A small blob is already in memory: one full body, written with its head.
             // A file streams in large chunks (a 500 MiB zip never sits in memory).
             let body = match blob.body {

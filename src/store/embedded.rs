@@ -440,6 +440,11 @@ impl EmbeddedStore {
         &self.root
     }
 
+    /// The sled index (for admin commands a running server answers, e.g. `trust show`).
+    pub fn index_db(&self) -> &sled::Db {
+        &self.db
+    }
+
     pub fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
         // Digests come from our own hashing, but the index could be damaged:
         // never build a path from anything but 64 lower-case hex digits.

@@ -121,3 +121,34 @@ pub fn http_get(url: &str) -> (u16, String, Vec<u8>) {
         (status, ct, body)
     })
 }
+
+/// A blocking GET from a chosen local address (e.g. 127.0.0.2, so one test
+/// host acts as several clients), with extra headers; returns status and body.
+pub fn http_get_from(
+    url: &str,
+    local: std::net::IpAddr,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .local_address(local)
+            .build()
+            .expect("client");
+        let mut req = client.get(url).timeout(Duration::from_secs(60));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url} from {local}: {e}"));
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        (status, body)
+    })
+}
