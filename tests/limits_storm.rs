@@ -354,3 +354,29 @@ fn a_miss_queued_past_miss_queue_secs_is_503_with_retry_after() {
     up.control("delay?what=zip&ms=0");
     drop(holder);
 }
+
+#[test]
+fn a_download_past_the_spool_budget_is_503_and_leaves_nothing() {
+    let up = RefUpstream::start(&[]);
+    let m = "example.com/limits/spool";
+    up.control(&format!("add?module={m}&version=v1.0.0&size={}", 64 << 10));
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = common::modgate::test_config(data.path(), &up.url, &up.gosumdb());
+    cfg.limits.max_spool_bytes = 16 << 10; // less than the zip
+    let mg = common::modgate::Modgate::start(cfg);
+    let (s, _, _) = mg.get(&format!("/{m}/@v/v1.0.0.mod"));
+    assert_eq!(s, 200);
+    let r = http_request("GET", &format!("{}/{m}/@v/v1.0.0.zip", mg.url), &[], None).unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(r.text().contains("max_spool_bytes"), "{}", r.text());
+    eventually(10, "the spool directory empties", || {
+        spool_files(data.path()) == 0
+    });
+    let (_, _, metrics) = mg.get("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("modgate_limit_hits_total{limit=\"spool_bytes\"} 1"),
+        "{metrics}"
+    );
+}
