@@ -365,8 +365,20 @@ impl Gate {
 
     /// [`Gate::check`] at a given time (tests, `policy check`).
     pub fn check_at(&self, module: &str, version: &str, now: u64) -> Verdict {
+        self.check_with(module, version, now, Vec::new())
+    }
+
+    /// [`Gate::check_at`] with findings the caller already has (e.g. a check
+    /// that needs what only the pipeline knows, such as the verified entry's
+    /// checksum-database record); `[[allow]]` rules override them too.
+    pub fn check_with(
+        &self,
+        module: &str,
+        version: &str,
+        now: u64,
+        mut extra: Vec<Finding>,
+    ) -> Verdict {
         let snap = self.current.load();
-        let mut extra = Vec::new();
         for c in &self.checks {
             c.check(&snap.policy, module, version, now, &mut extra);
         }

@@ -87,3 +87,75 @@ impl Rechecker {
         Ok((total, new))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::Policy;
+    use crate::store::{EmbeddedStore, Entry, Verification};
+
+    async fn store_with(dir: &std::path::Path, versions: &[(&str, &str)]) -> EmbeddedStore {
+        use sha2::Digest;
+        let store = EmbeddedStore::open(dir).unwrap();
+        for (m, v) in versions {
+            let data = format!("module {m}\n");
+            let entry = Entry {
+                module: m.to_string(),
+                version: v.to_string(),
+                kind: "mod".into(),
+                digest: hex::encode(sha2::Sha256::digest(data.as_bytes())),
+                size: data.len() as u64,
+                verification: Verification {
+                    h1: String::new(),
+                    sumdb: "test".into(),
+                    record_id: 1,
+                    tree_size: 2,
+                    tree_hash: String::new(),
+                    verified_at: 0,
+                },
+            };
+            store.commit_bytes(data.as_bytes(), entry).await.unwrap();
+        }
+        store
+    }
+
+    fn deny(modules: &[&str]) -> Policy {
+        let mut t = String::new();
+        for m in modules {
+            t.push_str(&format!(
+                "[[deny]]\nmodule = \"{m}\"\nreason = \"no {m}\"\n"
+            ));
+        }
+        Policy::parse(&t).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_newly_refused_versions_count_as_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(
+            dir.path(),
+            &[
+                ("example.com/a", "v1.0.0"),
+                ("example.com/a", "v1.1.0"),
+                ("example.com/b", "v1.0.0"),
+            ],
+        )
+        .await;
+        let gate = Arc::new(Gate::default());
+        let mut r = Rechecker::default();
+        assert_eq!(r.run(&store, &gate).await.unwrap(), (0, 0));
+        gate.set_policy(deny(&["example.com/a"]));
+        assert_eq!(r.run(&store, &gate).await.unwrap(), (2, 2));
+        assert_eq!(r.run(&store, &gate).await.unwrap(), (2, 0));
+        gate.set_policy(deny(&["example.com/a", "example.com/b"]));
+        assert_eq!(r.run(&store, &gate).await.unwrap(), (3, 1));
+        let list = refused(&store, &gate).await.unwrap();
+        assert_eq!(list[2].module, "example.com/b");
+        assert_eq!(list[2].why, "deny policy line 5: no example.com/b");
+        assert_eq!(list[2].kinds, ["mod"]);
+        gate.set_policy(Policy::default());
+        assert_eq!(r.run(&store, &gate).await.unwrap(), (0, 0));
+        // Nothing was deleted.
+        assert_eq!(cached_versions(&store).await.unwrap().len(), 3);
+    }
+}
