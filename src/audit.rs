@@ -156,6 +156,26 @@ pub fn verdict(status: u16) -> &'static str {
     }
 }
 
+/// Who was served `module@version`, by the trail: each distinct client
+/// address, with the user when authenticated (at most [`MAX_FETCHERS`]).
+pub fn fetchers(trail: &Trail, module: &str, version: &str) -> Vec<String> {
+    let mut who = std::collections::BTreeSet::new();
+    let _ = trail.who(module, Some(version), 0, |r| {
+        if r.verdict == "served" {
+            let mut s = r.client.clone().unwrap_or_else(|| "-".into());
+            if let Some(u) = &r.user {
+                s.push_str(&format!(" ({u})"));
+            }
+            who.insert(s);
+        }
+        who.len() < MAX_FETCHERS
+    });
+    who.into_iter().collect()
+}
+
+/// Fetchers named at most by [`fetchers`] (a log line, a dashboard cell).
+pub const MAX_FETCHERS: usize = 50;
+
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> u64 {
     SystemTime::now()

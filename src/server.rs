@@ -99,7 +99,11 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         tree_seen: Default::default(),
     });
     let gate = Arc::new(crate::gate::build(&cfg)?);
-    let pipeline = Pipeline::new_with_gate(store, upstream, Arc::new(client), cfg, gate);
+    let pipeline = Pipeline::new_with_gate(store, upstream, Arc::new(client), cfg, gate.clone());
+    // Versions the gate refuses are evidence: the size cap never evicts them.
+    pipeline
+        .evictor()
+        .set_is_held(Arc::new(move |m: &str, v: &str| gate.is_blocked(m, v)));
     Ok(AppState {
         pipeline,
         auth,
@@ -151,7 +155,19 @@ pub async fn run(
     // The gate's advisories are read before the first request (a known
     // malicious version must not slip through a start-up window); then its
     // reload task watches the policy file, SIGHUP and the refresh interval.
-    let gate_task = crate::gate::reload::start(&state.pipeline).await;
+    let fetchers = state.audit.as_ref().map(|a| {
+        let trail = a.trail().clone();
+        let f: Arc<crate::gate::recheck::Fetchers> = Arc::new(move |m: &str, v: &str| {
+            let (trail, m, v) = (trail.clone(), m.to_string(), v.to_string());
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || crate::audit::fetchers(&trail, &m, &v))
+                    .await
+                    .unwrap_or_default()
+            })
+        });
+        f
+    });
+    let gate_task = crate::gate::reload::start(&state.pipeline, fetchers).await;
     // Dates new checksum-database records (stopped when dropped, at return).
     let _head_watcher = crate::trust_watch::start(sumdb.clone(), state.pipeline.config());
     let sumdb = sumdb.clone();

@@ -142,4 +142,19 @@ fn boltdb_go_typosquat_is_refused_once_the_advisory_arrives() {
     let (_, _, ready) = mg.get("/readyz");
     let ready = String::from_utf8_lossy(&ready).into_owned();
     assert!(ready.contains("\"entries\":1"), "{ready}");
+
+    // The dashboard lists the blocked cached version with who fetched it
+    // (both clients came from 127.0.0.1), from the re-check and the audit trail.
+    let (status, _, page) = mg.get("/");
+    let page = String::from_utf8_lossy(&page).into_owned();
+    assert_eq!(status, 200);
+    let blocked = page
+        .split("<h2>Cached versions now blocked</h2>")
+        .nth(1)
+        .and_then(|s| s.split("<h2>").next())
+        .unwrap_or_default();
+    let version = format!("{SQUAT}@v1.3.1");
+    for want in [version.as_str(), "MAL-2025-2545", "127.0.0.1"] {
+        assert!(blocked.contains(want), "{want} missing from {blocked}");
+    }
 }

@@ -235,6 +235,9 @@ pub struct Gate {
     checks: Vec<Arc<dyn Check>>,
     /// What the reload task last saw, for `/readyz` (never read on the hit path).
     status: Mutex<Status>,
+    /// The cached versions the last re-check found refused, for the dashboard
+    /// and the evictor (kept as evidence); replaced whole by each re-check.
+    blocked: Mutex<Arc<Vec<recheck::Refused>>>,
 }
 
 /// The gate's health for operators: the last policy reload error and each
@@ -304,7 +307,29 @@ impl Gate {
             next_generation: AtomicU64::new(2),
             checks,
             status: Mutex::default(),
+            blocked: Mutex::default(),
         }
+    }
+
+    /// The cached versions refused at the last re-check (see [`recheck`]).
+    pub fn blocked(&self) -> Arc<Vec<recheck::Refused>> {
+        self.blocked.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// Records what a re-check found refused.
+    pub fn set_blocked(&self, refused: Vec<recheck::Refused>) {
+        if let Ok(mut b) = self.blocked.lock() {
+            *b = Arc::new(refused);
+        }
+    }
+
+    /// Whether `module@version` was refused at the last re-check: such a
+    /// version is held as evidence (never evicted).
+    pub fn is_blocked(&self, module: &str, version: &str) -> bool {
+        self.blocked
+            .lock()
+            .map(|b| b.iter().any(|r| r.module == module && r.version == version))
+            .unwrap_or(false)
     }
 
     /// The gate's status for `/readyz`, with each source's age in seconds.

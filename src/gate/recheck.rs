@@ -62,31 +62,42 @@ pub struct Rechecker {
 }
 
 impl Rechecker {
-    /// Re-judges every cached version; logs each newly refused one and returns
-    /// (refused now, newly refused).
+    /// Re-judges every cached version; logs each newly refused one — with who
+    /// fetched it, when `fetchers` can say — records the refused set on the
+    /// gate, and returns (refused now, newly refused).
     pub async fn run(
         &mut self,
         store: &dyn Store,
         gate: &Arc<Gate>,
+        fetchers: Option<&Fetchers>,
     ) -> Result<(usize, usize), StoreError> {
         let refused = refused(store, gate).await?;
         let mut now_blocked = HashSet::with_capacity(refused.len());
         let mut new = 0;
-        for r in refused {
-            let key = (r.module, r.version);
+        for r in &refused {
+            let key = (r.module.clone(), r.version.clone());
             if !self.blocked.contains(&key) {
                 new += 1;
+                let who = match fetchers {
+                    Some(f) => f(&key.0, &key.1).await,
+                    None => Vec::new(),
+                };
                 tracing::warn!(target: "modgate::security", module = %key.0, version = %key.1,
-                    why = %r.why, cached = %r.kinds.join(","),
+                    why = %r.why, cached = %r.kinds.join(","), fetched_by = %who.join(", "),
                     "cached version is now refused by the gate (kept as evidence, no longer served)");
             }
             now_blocked.insert(key);
         }
         let total = now_blocked.len();
         self.blocked = now_blocked;
+        gate.set_blocked(refused);
         Ok((total, new))
     }
 }
+
+/// Who fetched `module@version` (from the audit trail), for the re-check's log line.
+pub type Fetchers =
+    dyn Fn(&str, &str) -> futures_util::future::BoxFuture<'static, Vec<String>> + Send + Sync;
 
 #[cfg(test)]
 mod tests {
@@ -143,18 +154,18 @@ mod tests {
         .await;
         let gate = Arc::new(Gate::default());
         let mut r = Rechecker::default();
-        assert_eq!(r.run(&store, &gate).await.unwrap(), (0, 0));
+        assert_eq!(r.run(&store, &gate, None).await.unwrap(), (0, 0));
         gate.set_policy(deny(&["example.com/a"]));
-        assert_eq!(r.run(&store, &gate).await.unwrap(), (2, 2));
-        assert_eq!(r.run(&store, &gate).await.unwrap(), (2, 0));
+        assert_eq!(r.run(&store, &gate, None).await.unwrap(), (2, 2));
+        assert_eq!(r.run(&store, &gate, None).await.unwrap(), (2, 0));
         gate.set_policy(deny(&["example.com/a", "example.com/b"]));
-        assert_eq!(r.run(&store, &gate).await.unwrap(), (3, 1));
+        assert_eq!(r.run(&store, &gate, None).await.unwrap(), (3, 1));
         let list = refused(&store, &gate).await.unwrap();
         assert_eq!(list[2].module, "example.com/b");
         assert_eq!(list[2].why, "deny policy line 5: no example.com/b");
         assert_eq!(list[2].kinds, ["mod"]);
         gate.set_policy(Policy::default());
-        assert_eq!(r.run(&store, &gate).await.unwrap(), (0, 0));
+        assert_eq!(r.run(&store, &gate, None).await.unwrap(), (0, 0));
         // Nothing was deleted.
         assert_eq!(cached_versions(&store).await.unwrap().len(), 3);
     }

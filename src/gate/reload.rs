@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::advisory::{Advisories, Class, age_secs};
-use super::recheck::Rechecker;
+use super::recheck::{Fetchers, Rechecker};
 use super::{Gate, Policy, SourceStatus};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -26,7 +26,7 @@ pub const POLICY_POLL: Duration = Duration::from_secs(2);
 
 /// Reads the advisories once (before serving), then spawns the task that keeps
 /// the gate current. Without a policy file there is nothing to watch.
-pub async fn start(p: &Arc<Pipeline>) -> JoinHandle<()> {
+pub async fn start(p: &Arc<Pipeline>, fetchers: Option<Arc<Fetchers>>) -> JoinHandle<()> {
     let Some(path) = p.config().policy.clone() else {
         return tokio::spawn(async {});
     };
@@ -39,6 +39,7 @@ pub async fn start(p: &Arc<Pipeline>) -> JoinHandle<()> {
             p.config().request_timeout(),
         ),
         recheck: Rechecker::default(),
+        fetchers,
         store: p.store().clone(),
         metrics: p.metrics().clone(),
         next_refresh: Instant::now(),
@@ -69,6 +70,8 @@ struct Reloader {
     gate: Arc<Gate>,
     advisories: Advisories,
     recheck: Rechecker,
+    /// Who fetched a version (the audit trail), named in the re-check's log.
+    fetchers: Option<Arc<Fetchers>>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     next_refresh: Instant,
@@ -255,7 +258,11 @@ impl Reloader {
 
     async fn recheck(&mut self) {
         let started = std::time::Instant::now();
-        match self.recheck.run(self.store.as_ref(), &self.gate).await {
+        match self
+            .recheck
+            .run(self.store.as_ref(), &self.gate, self.fetchers.as_deref())
+            .await
+        {
             Ok((total, new)) => {
                 self.metrics.gate_blocked_cached.set(total as i64);
                 tracing::info!(target: "modgate::security", refused = total, newly_refused = new,

@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
-use crate::audit::{self, Record};
+use crate::audit;
 
 /// Rows of a search shown at most (the CLI gives them all).
 pub const MAX_ROWS: usize = 500;
@@ -42,11 +42,20 @@ pub struct Blocked {
     pub reason: String,
 }
 
-/// Hook for the supply-chain gate: the cached versions its policy or
-/// advisories now refuse. Until the gate exists, none; the dashboard lists
-/// each with its fetchers from the audit trail.
-pub fn blocked_versions(_st: &AppState) -> Vec<Blocked> {
-    Vec::new()
+/// The cached versions the supply-chain gate's policy or advisories now
+/// refuse, as its last re-check found them (kept by the gate: no store walk
+/// per page view); the dashboard lists each with its fetchers from the audit trail.
+pub fn blocked_versions(st: &AppState) -> Vec<Blocked> {
+    st.pipeline
+        .gate()
+        .blocked()
+        .iter()
+        .map(|r| Blocked {
+            module: r.module.clone(),
+            version: r.version.clone(),
+            reason: r.why.clone(),
+        })
+        .collect()
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:72em;color:#222}\
@@ -140,14 +149,10 @@ async fn blocked_section(st: &AppState, h: &mut String) {
     }
     h.push_str("<table><tr><th>module@version</th><th>why</th><th>fetched by</th></tr>");
     for b in &blocked {
-        let mut who = std::collections::BTreeSet::new();
-        if let Some(a) = &st.audit {
-            let _ = a.trail().who(&b.module, Some(&b.version), 0, |r| {
-                who.insert(fetcher(&r));
-                who.len() < 50
-            });
-        }
-        let who: Vec<String> = who.into_iter().collect();
+        let who = match &st.audit {
+            Some(a) => audit::fetchers(a.trail(), &b.module, &b.version),
+            None => Vec::new(),
+        };
         let _ = write!(
             h,
             "<tr><td>{}@{}</td><td>{}</td><td>{}</td></tr>",
@@ -158,15 +163,6 @@ async fn blocked_section(st: &AppState, h: &mut String) {
         );
     }
     h.push_str("</table>");
-}
-
-/// Who a record names: the client address, and the user when authenticated.
-fn fetcher(r: &Record) -> String {
-    let mut s = r.client.clone().unwrap_or_else(|| "-".into());
-    if let Some(u) = &r.user {
-        s.push_str(&format!(" ({u})"));
-    }
-    s
 }
 
 fn refusals_section(st: &AppState, h: &mut String) {
