@@ -25,6 +25,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Upstream proxies in GOPROXY syntax (`,` falls through on 404/410, `|` on any error).
     pub upstream: String,
+    /// Private module path patterns in GOPRIVATE syntax (see [`crate::routes`]):
+    /// never sent to `upstream` or the checksum database.
+    pub private: String,
+    /// Upstream proxies for private modules in GOPROXY syntax; empty: none (404).
+    pub private_upstream: String,
     /// The checksum database in GOSUMDB syntax: `name`, `name+key` or `name+key URL`.
     pub sumdb: String,
     /// Serve only what is cached; never contact upstream or the checksum database.
@@ -221,6 +226,8 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./modgate-data"),
             upstream: "https://proxy.golang.org".into(),
+            private: String::new(),
+            private_upstream: String::new(),
             sumdb: "sum.golang.org".into(),
             offline: false,
             log_format: "text".into(),
@@ -291,6 +298,8 @@ pub enum ConfigError {
     Upstream(String, String),
     #[error("invalid sumdb {0:?}: {1}")]
     Sumdb(String, String),
+    #[error("invalid private {0:?}: {1}")]
+    Private(String, String),
 }
 
 impl Config {

@@ -328,6 +328,13 @@ struct ServeArgs {
     /// Upstream proxies in GOPROXY syntax [default: https://proxy.golang.org].
     #[arg(long, env = "MODGATE_UPSTREAM", value_name = "LIST")]
     upstream: Option<String>,
+    /// Private module path patterns in GOPRIVATE syntax: never sent to the upstream or
+    /// the checksum database; pinned on first sight [default: none].
+    #[arg(long, env = "MODGATE_PRIVATE", value_name = "PATTERNS")]
+    private: Option<String>,
+    /// Upstream proxies for private modules in GOPROXY syntax [default: none: 404].
+    #[arg(long, env = "MODGATE_PRIVATE_UPSTREAM", value_name = "LIST")]
+    private_upstream: Option<String>,
     /// Checksum database in GOSUMDB syntax: `sum.golang.org`, `name+key` or `name+key URL`
     /// [default: sum.golang.org].
     #[arg(long, env = "MODGATE_SUMDB", value_name = "SPEC")]
@@ -367,6 +374,12 @@ impl ServeArgs {
         }
         if let Some(v) = &self.sumdb {
             c.sumdb = v.clone();
+        }
+        if let Some(v) = &self.private {
+            c.private = v.clone();
+        }
+        if let Some(v) = &self.private_upstream {
+            c.private_upstream = v.clone();
         }
         if self.offline {
             c.offline = true;

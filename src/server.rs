@@ -55,7 +55,11 @@ pub enum StartError {
 pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let cfg = Arc::new(cfg);
     let spec = cfg.sumdb_spec()?;
-    let upstream = Upstream::new(&cfg)?;
+    // The server's one metrics registry: every upstream (public and private
+    // routes) and every part built below counts into it.
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let upstream = Upstream::with_metrics(&cfg, metrics.clone())?;
+    let routes = crate::routes::Routes::new(&cfg, upstream.clone())?;
     let embedded = Arc::new(
         EmbeddedStore::open_with_memory(&cfg.data_dir, cfg.cache.memory_mib << 20).map_err(
             |source| StartError::Store {
@@ -77,7 +81,6 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let client =
         Client::new(Arc::new(ops), &spec.vkey).map_err(|e| StartError::Key(e.to_string()))?;
     let auth = Arc::new(crate::http::auth::Auth::from_config(&cfg.auth).map_err(StartError::Auth)?);
-    let metrics = upstream.metrics().clone();
     let audit = crate::audit::AuditLog::open(&cfg.data_dir, &cfg.audit, metrics.clone())?;
     let admin = Arc::new(crate::admin::api::Admin {
         data_dir: cfg.data_dir.clone(),
@@ -99,7 +102,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         tree_seen: Default::default(),
     });
     let gate = Arc::new(crate::gate::build(&cfg)?);
-    let pipeline = Pipeline::new_with_gate(store, upstream, Arc::new(client), cfg, gate);
+    let pipeline = Pipeline::new_routed(store, routes, Arc::new(client), cfg, gate);
     Ok(AppState {
         pipeline,
         auth,

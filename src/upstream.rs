@@ -127,6 +127,12 @@ fn parse_list(spec: &str) -> Result<Vec<Proxy>, ConfigError> {
 
 impl Upstream {
     pub fn new(cfg: &Config) -> Result<Upstream, ConfigError> {
+        Self::with_metrics(cfg, Arc::new(Metrics::new()))
+    }
+
+    /// [`Upstream::new`] counting into the server's registry `metrics`
+    /// (the server owns it; every upstream built from this one shares it).
+    pub fn with_metrics(cfg: &Config, metrics: Arc<Metrics>) -> Result<Upstream, ConfigError> {
         let proxies = parse_list(&cfg.upstream)?;
         // reqwest is built without a bundled crypto provider; install ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -143,7 +149,16 @@ impl Upstream {
             proxies,
             request_timeout: cfg.request_timeout(),
             read_timeout: cfg.read_timeout(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+        })
+    }
+
+    /// Another proxy list (GOPROXY syntax) over this one's HTTP client, limits
+    /// and metrics registry: the private route's upstream (see [`crate::routes`]).
+    pub fn for_list(&self, spec: &str) -> Result<Upstream, ConfigError> {
+        Ok(Upstream {
+            proxies: parse_list(spec)?,
+            ..self.clone()
         })
     }
 
