@@ -45,6 +45,9 @@ enum Command {
     /// Who was served or refused what: the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The pins of private module versions (their hashes as first seen).
+    #[command(subcommand)]
+    Pins(PinsCommand),
     /// Fetch and verify every module version listed in go.sum / go.mod files.
     Prefetch(PrefetchArgs),
     /// Exit 0 if a running modgate answers /healthz (for container HEALTHCHECKs).
@@ -117,6 +120,27 @@ enum CacheCommand {
         dir: DataDirArgs,
         /// MODULE or MODULE@VERSION.
         target: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PinsCommand {
+    /// List pinned private versions: kind, h1 hash, when pinned.
+    Ls {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// Module path patterns in GOPRIVATE syntax (e.g. `git.corp.example`).
+        pattern: Option<String>,
+    },
+    /// Forget the pin of MODULE@VERSION: its next fetch pins what is served then (audited).
+    Rm {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// MODULE@VERSION.
+        target: String,
+        /// Why (written to the audit trail).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -216,6 +240,12 @@ fn admin_request(cmd: Command) -> Result<(DataDirArgs, Request), Box<Command>> {
         Command::Cache(CacheCommand::Verify { dir }) => (dir, Request::CacheVerify),
         Command::Cache(CacheCommand::Rm { dir, target }) => (dir, Request::CacheRm { target }),
         Command::Trust(TrustCommand::Show { data, sumdb }) => (data, Request::TrustShow { sumdb }),
+        Command::Pins(PinsCommand::Ls { dir, pattern }) => (dir, Request::PinsLs { pattern }),
+        Command::Pins(PinsCommand::Rm {
+            dir,
+            target,
+            reason,
+        }) => (dir, Request::PinsRm { target, reason }),
         Command::Trust(TrustCommand::Reset { data, sumdb }) => {
             (data, Request::TrustReset { sumdb })
         }
@@ -486,7 +516,7 @@ async fn admin(
             Ok(true)
         }
         Command::Serve(a) => serve(a).await.map(|()| true),
-        Command::Cache(_) | Command::Trust(_) | Command::Audit(_) => {
+        Command::Cache(_) | Command::Trust(_) | Command::Audit(_) | Command::Pins(_) => {
             unreachable!("admin commands are answered above")
         }
     }

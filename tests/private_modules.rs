@@ -40,21 +40,32 @@ fn mentions(up: &RefUpstream) -> Vec<String> {
         .collect()
 }
 
-fn cache_rm(data: &Path, target: &str) -> String {
+/// Runs the modgate binary on `data` (through a running server's admin socket,
+/// else on the data dir); (success, stdout, stderr).
+fn admin(data: &Path, args: &[&str]) -> (bool, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_modgate"))
-        .args(["cache", "rm", "--data-dir", &data.to_string_lossy(), target])
+        .args(args)
+        .args(["--data-dir", &data.to_string_lossy()])
         .env_remove("MODGATE_CONFIG")
         .env_remove("MODGATE_DATA_DIR")
         .env("MODGATE_LOG", "warn")
         .output()
         .expect("modgate runs");
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
+    (
         o.status.success(),
-        "cache rm: {}\n{out}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn admin_ok(data: &Path, args: &[&str]) -> String {
+    let (ok, out, err) = admin(data, args);
+    assert!(ok, "{args:?}: {err}\n{out}");
     out
+}
+
+fn cache_rm(data: &Path, target: &str) -> String {
+    admin_ok(data, &["cache", "rm", target])
 }
 
 #[test]
@@ -188,7 +199,7 @@ fn pin_mismatch_is_refused_and_the_cached_bytes_stay_served() {
     // Pins survive a restart; the untampered .mod still matches its pin.
     mg.stop();
     drop(mg);
-    let mg = start(&public, &private, data.path());
+    let mut mg = start(&public, &private, data.path());
     let (s, _, body) = mg.get(&zip);
     assert_eq!(s, 403, "{}", String::from_utf8_lossy(&body));
     let (s, _, _) = mg.get(&format!("/{PRIVATE}/@v/{PRIVATE_VERSION}.mod"));
@@ -200,4 +211,58 @@ fn pin_mismatch_is_refused_and_the_cached_bytes_stay_served() {
     assert_eq!(s, 200);
     assert_eq!(again, first);
     assert_eq!(mentions(&public), Vec::<String>::new());
+
+    // `pins ls` through the running server's socket.
+    let ls = admin_ok(data.path(), &["pins", "ls", "git.corp.example"]);
+    assert!(
+        ls.contains(&format!("{PRIVATE}@{PRIVATE_VERSION} zip {}", honest.sum)),
+        "{ls}"
+    );
+    assert!(
+        ls.contains(&format!(
+            "{PRIVATE}@{PRIVATE_VERSION} mod {}",
+            honest.gomodsum
+        )),
+        "{ls}"
+    );
+    assert_eq!(
+        admin_ok(data.path(), &["pins", "ls", "other.example"]).trim(),
+        "no pins"
+    );
+
+    // `pins rm` needs a reason, is audited, and the next fetch pins anew.
+    let target = format!("{PRIVATE}@{PRIVATE_VERSION}");
+    let (ok, _, err) = admin(data.path(), &["pins", "rm", &target, "--reason", " "]);
+    assert!(!ok && err.contains("--reason"), "{err}");
+    let rm = admin_ok(
+        data.path(),
+        &[
+            "pins",
+            "rm",
+            &target,
+            "--reason",
+            "tag moved on purpose, INC-42",
+        ],
+    );
+    assert!(rm.contains("removed the pin"), "{rm}");
+    let who = admin_ok(data.path(), &["audit", "who", &target]);
+    assert!(
+        who.contains("pins rm: tag moved on purpose, INC-42"),
+        "{who}"
+    );
+    private.tamper(PRIVATE, PRIVATE_VERSION, "zip");
+    cache_rm(data.path(), &target);
+    let (s, _, tampered) = mg.get(&zip);
+    assert_eq!(s, 200);
+    assert_ne!(tampered, first);
+
+    // Stopped: the same commands on the data dir.
+    mg.stop();
+    drop(mg);
+    let ls = admin_ok(data.path(), &["pins", "ls"]);
+    assert!(
+        ls.contains(&format!("{PRIVATE}@{PRIVATE_VERSION} zip")),
+        "{ls}"
+    );
+    assert!(!ls.contains(&honest.sum), "the old pin is gone: {ls}");
 }

@@ -59,6 +59,13 @@ pub enum Request {
         #[serde(default)]
         until: Option<String>,
     },
+    /// `pins ls [PATTERN]`
+    PinsLs {
+        #[serde(default)]
+        pattern: Option<String>,
+    },
+    /// `pins rm MODULE@VERSION --reason "…"` (audited)
+    PinsRm { target: String, reason: String },
     // The supply-chain gate's commands go here (`policy check`, `policy
     // exposure`), answered in `execute` beside the others; `policy exposure`
     // joins each exposed version with `Trail::who`.
@@ -181,6 +188,28 @@ pub async fn execute(
         Request::CacheVerify => {
             let store = open_store(&backend)?;
             Ok(cache::verify(&store, out).await?.bad.is_empty())
+        }
+        Request::PinsLs { pattern } => {
+            let store = open_store(&backend)?;
+            super::pins::ls(&store, pattern.as_deref(), out)?;
+            Ok(true)
+        }
+        Request::PinsRm { target, reason } => {
+            let store = open_store(&backend)?;
+            let (mv, why) = super::pins::rm(&store, &target, &reason, out).await?;
+            let event = super::pins::audit_event(&mv, why);
+            match &backend {
+                Backend::Server(a) => match &a.audit {
+                    Some(log) => {
+                        // On disk before the command answers (an admin event is rare).
+                        log.record(event).await;
+                        log.sync().await;
+                    }
+                    None => writeln!(out, "(this server keeps no audit trail)")?,
+                },
+                Backend::Dir(d) => blocking_ok(|| Trail::open(d)?.write(&[event], true))?,
+            }
+            Ok(true)
         }
         Request::TrustShow { sumdb } => {
             let states = match backend {
