@@ -79,7 +79,10 @@ impl Routes {
                     "private_upstream is set but no private patterns are".into(),
                 ));
             }
-            s => Some(public.for_list(s)?),
+            s => {
+                let direct = crate::direct::Direct::new(&cfg.data_dir, cfg.request_timeout());
+                Some(public.for_list(s, Some(std::sync::Arc::new(direct)))?)
+            }
         };
         Ok(Routes {
             public,
