@@ -48,6 +48,9 @@ enum Command {
     /// The pins of private module versions (their hashes as first seen).
     #[command(subcommand)]
     Pins(PinsCommand),
+    /// Compare cached versions with what their origin serves now (tag rewrites).
+    #[command(subcommand)]
+    Origin(OriginCommand),
     /// Fetch and verify every module version listed in go.sum / go.mod files.
     Prefetch(PrefetchArgs),
     /// Exit 0 if a running modgate answers /healthz (for container HEALTHCHECKs).
@@ -120,6 +123,21 @@ enum CacheCommand {
         dir: DataDirArgs,
         /// MODULE or MODULE@VERSION.
         target: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OriginCommand {
+    /// Fetch cached versions again from their origin and compare with what was
+    /// verified (checksum database or pin); exit 1 if any differs.
+    Check {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// Module path patterns in GOPRIVATE syntax [default: every cached module].
+        pattern: Option<String>,
+        /// Where to fetch from, GOPROXY syntax (`direct` runs the go command).
+        #[arg(long, default_value = "direct", value_name = "LIST")]
+        origin: String,
     },
 }
 
@@ -246,6 +264,11 @@ fn admin_request(cmd: Command) -> Result<(DataDirArgs, Request), Box<Command>> {
             target,
             reason,
         }) => (dir, Request::PinsRm { target, reason }),
+        Command::Origin(OriginCommand::Check {
+            dir,
+            pattern,
+            origin,
+        }) => (dir, Request::OriginCheck { pattern, origin }),
         Command::Trust(TrustCommand::Reset { data, sumdb }) => {
             (data, Request::TrustReset { sumdb })
         }
@@ -516,7 +539,11 @@ async fn admin(
             Ok(true)
         }
         Command::Serve(a) => serve(a).await.map(|()| true),
-        Command::Cache(_) | Command::Trust(_) | Command::Audit(_) | Command::Pins(_) => {
+        Command::Cache(_)
+        | Command::Trust(_)
+        | Command::Audit(_)
+        | Command::Pins(_)
+        | Command::Origin(_) => {
             unreachable!("admin commands are answered above")
         }
     }

@@ -154,6 +154,27 @@ fn direct_from_git_is_served_pinned_and_a_moved_tag_refused() {
     let (s, _, cached) = mg.get(&zip);
     assert_eq!(s, 200);
     assert_eq!(cached, first);
+    // `origin check` (default origin: direct) reports the moved tag and who fetched it.
+    let o = Command::new(env!("CARGO_BIN_EXE_modgate"))
+        .args([
+            "origin",
+            "check",
+            "git.corp.test",
+            "--data-dir",
+            &data.display().to_string(),
+        ])
+        .env("MODGATE_LOG", "warn")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains(&format!("TAG REWRITE: {target} zip")), "{out}");
+    assert!(out.contains("fetched by: client=127.0.0.1"), "{out}");
     // Fetched again: refused against the pin.
     let o = Command::new(env!("CARGO_BIN_EXE_modgate"))
         .args([

@@ -135,9 +135,23 @@ fn private_module_through_go_never_reaches_the_public_side() {
         .collect();
     assert_eq!(private_sumdb, Vec::<String>::new());
 
-    // Stored entries say who vouched for them.
-    let (s, _, _) = mg.get(&format!("/{PRIVATE}/@v/{PRIVATE_VERSION}.mod"));
-    assert_eq!(s, 200);
+    // `origin check` of a public version whose origin changed; a private one is
+    // not sent to a proxy unless its pattern is given.
+    public.tamper("example.com/hello", "v1.0.0", "zip");
+    let (ok, out, err) = admin(data.path(), &["origin", "check", "--origin", &public.url]);
+    assert!(!ok, "{out}{err}");
+    assert!(
+        out.contains("TAG REWRITE: example.com/hello@v1.0.0 zip")
+            && out.contains("(checksum_database)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{PRIVATE}@{PRIVATE_VERSION} zip: not checked: private"
+        )),
+        "{out}"
+    );
+    assert_eq!(mentions(&public), Vec::<String>::new());
 }
 
 #[test]
@@ -175,6 +189,38 @@ fn pin_mismatch_is_refused_and_the_cached_bytes_stay_served() {
     let (s, _, cached) = mg.get(&zip);
     assert_eq!(s, 200);
     assert_eq!(cached, first, "the cached, pinned bytes are served");
+
+    // `origin check` against the private upstream reports it, naming who fetched it.
+    let (ok, out, err) = admin(
+        data.path(),
+        &[
+            "origin",
+            "check",
+            "git.corp.example",
+            "--origin",
+            &private.url,
+        ],
+    );
+    assert!(!ok, "a rewrite exits 1: {out}{err}");
+    assert!(
+        out.contains(&format!(
+            "TAG REWRITE: {PRIVATE}@{PRIVATE_VERSION} zip: recorded h1:"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("(pins)"), "{out}");
+    assert!(out.contains("fetched by: client=127.0.0.1"), "{out}");
+    assert!(
+        out.contains(&format!("{PRIVATE}@{PRIVATE_VERSION} mod: ok")),
+        "{out}"
+    );
+    let (s, _, metrics) = mg.get("/metrics");
+    assert_eq!(s, 200);
+    assert!(
+        String::from_utf8_lossy(&metrics)
+            .contains("modgate_origin_rewrites_total{authority=\"pins\"} 1"),
+        "metric set"
+    );
 
     // Once the cache forgets it, the refetch is held to the pin.
     let rm = cache_rm(data.path(), &format!("{PRIVATE}@{PRIVATE_VERSION}"));

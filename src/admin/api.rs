@@ -66,6 +66,12 @@ pub enum Request {
     },
     /// `pins rm MODULE@VERSION --reason "…"` (audited)
     PinsRm { target: String, reason: String },
+    /// `origin check [PATTERN] [--origin LIST]` (exit 1 if a version was rewritten)
+    OriginCheck {
+        #[serde(default)]
+        pattern: Option<String>,
+        origin: String,
+    },
     // The supply-chain gate's commands go here (`policy check`, `policy
     // exposure`), answered in `execute` beside the others; `policy exposure`
     // joins each exposed version with `Trail::who`.
@@ -210,6 +216,26 @@ pub async fn execute(
                 Backend::Dir(d) => blocking_ok(|| Trail::open(d)?.write(&[event], true))?,
             }
             Ok(true)
+        }
+        Request::OriginCheck { pattern, origin } => {
+            let store = open_store(&backend)?;
+            let (data_dir, metrics) = match &backend {
+                Backend::Server(a) => (a.data_dir.clone(), a.metrics.clone()),
+                Backend::Dir(d) => (d.to_path_buf(), Arc::default()),
+            };
+            // Naming who fetched a version needs the trail; without one the check still runs.
+            let trail = open_trail(&backend).ok();
+            let report = super::origin::check(
+                &store,
+                &data_dir,
+                trail.as_ref(),
+                metrics,
+                pattern.as_deref(),
+                &origin,
+                out,
+            )
+            .await?;
+            Ok(report.rewritten == 0)
         }
         Request::TrustShow { sumdb } => {
             let states = match backend {

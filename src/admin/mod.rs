@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cache;
 pub mod lock;
+pub mod origin;
 pub mod pins;
 pub mod policy;
 pub mod prefetch;
