@@ -292,6 +292,11 @@ fn pin_mismatch_is_refused_and_the_cached_bytes_stay_served() {
     );
     assert!(rm.contains("removed the pin"), "{rm}");
     let who = admin_ok(data.path(), &["audit", "who", &target]);
+    assert!(who.contains("zip miss status=200"), "{who}");
+    assert!(
+        !who.contains("tree_size="),
+        "a pinned version has no tree: {who}"
+    );
     assert!(
         who.contains("pins rm: tag moved on purpose, INC-42"),
         "{who}"
