@@ -170,6 +170,16 @@ mod tests {
     }
 
     #[test]
+    fn both_routes_count_into_the_servers_one_registry() {
+        let r = routes("git.corp.example", "http://127.0.0.1:2,direct").unwrap();
+        let private = r.private_upstream.as_ref().unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            r.public().metrics(),
+            private.metrics()
+        ));
+    }
+
+    #[test]
     fn private_without_upstream_is_not_found() {
         let r = routes("git.corp.example", "").unwrap();
         let e = r.route("git.corp.example/lib").err().unwrap();
