@@ -160,6 +160,11 @@ pub async fn run(
     let sumdb = sumdb.clone();
     let (audit, admin_socket) = start_admin(&state).await;
     let cfg = state.pipeline.config();
+    // `[origin] check_every`: tag rewrites looked for inside the server.
+    let origin_task = match &state.admin {
+        Some(a) => crate::admin::origin::start(a.clone(), &cfg.origin)?,
+        None => None,
+    };
     let tls = match cfg.tls.enabled() {
         true => Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg.tls)?)),
         false => None,
@@ -260,6 +265,9 @@ pub async fn run(
         );
     }
     sumdb.flush_head_history().await;
+    if let Some(t) = origin_task {
+        t.abort();
+    }
     if let Some((task, path)) = admin_socket {
         task.abort();
         let _ = std::fs::remove_file(path);

@@ -317,3 +317,39 @@ fn pin_mismatch_is_refused_and_the_cached_bytes_stay_served() {
     );
     assert!(!ls.contains(&honest.sum), "the old pin is gone: {ls}");
 }
+
+#[test]
+fn origin_check_every_finds_a_changed_version_inside_the_server() {
+    let (public, private) = upstreams();
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(data.path(), &public.url, &public.gosumdb());
+    cfg.private = "git.corp.example".into();
+    cfg.private_upstream = private.url.clone();
+    cfg.origin.check_every = "1s".into();
+    cfg.origin.list = private.url.clone();
+    cfg.origin.pattern = "git.corp.example".into();
+    cfg.origin.pause_ms = 0;
+    let mg = Modgate::start(cfg);
+    let zip = format!("/{PRIVATE}/@v/{PRIVATE_VERSION}.zip");
+    let (s, _, first) = mg.get(&zip);
+    assert_eq!(s, 200);
+    private.tamper(PRIVATE, PRIVATE_VERSION, "zip");
+    let want = "modgate_origin_rewrites_total{authority=\"pins\"}";
+    let start = std::time::Instant::now();
+    loop {
+        let (_, _, m) = mg.get("/metrics");
+        if String::from_utf8_lossy(&m).contains(want) {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no origin check found the change"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // What is served does not change.
+    let (s, _, served) = mg.get(&zip);
+    assert_eq!(s, 200);
+    assert_eq!(served, first);
+    assert_eq!(mentions(&public), Vec::<String>::new());
+}

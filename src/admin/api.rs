@@ -232,6 +232,7 @@ pub async fn execute(
                 metrics,
                 pattern.as_deref(),
                 &origin,
+                std::time::Duration::ZERO,
                 out,
             )
             .await?;

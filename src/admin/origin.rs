@@ -38,6 +38,7 @@ pub async fn check(
     metrics: Arc<crate::metrics::Metrics>,
     pattern: Option<&str>,
     origin: &str,
+    pause: std::time::Duration,
     out: &mut (dyn Write + Send),
 ) -> Result<Report, AdminError> {
     let cfg = Config {
@@ -67,6 +68,9 @@ pub async fn check(
         let Ok(mv) = ModVersion::new(&module, &version) else {
             continue;
         };
+        if report.checked > 0 && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
         for e in entries {
             let Some(kind) = Kind::parse(&e.kind) else {
                 continue;
@@ -123,6 +127,47 @@ pub async fn check(
         report.checked, report.rewritten, report.unavailable
     )?;
     Ok(report)
+}
+
+/// `[origin] check_every`: runs the check inside the server, one pass per interval
+/// (the first one interval after start), rate-limited by `pause_ms`. Aborted at shutdown.
+pub fn start(
+    admin: Arc<super::api::Admin>,
+    cfg: &crate::config::OriginConfig,
+) -> Result<Option<tokio::task::JoinHandle<()>>, crate::config::ConfigError> {
+    let Some(every) = cfg.check_every()? else {
+        return Ok(None);
+    };
+    let (list, pause) = (
+        cfg.list.clone(),
+        std::time::Duration::from_millis(cfg.pause_ms),
+    );
+    let pattern = Some(cfg.pattern.clone()).filter(|p| !p.trim().is_empty());
+    Ok(Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let trail = admin.audit.as_ref().map(|a| a.trail().clone());
+            // Each finding is logged by `check`; the printed report is not kept.
+            let r = check(
+                &admin.store,
+                &admin.data_dir,
+                trail.as_ref(),
+                admin.metrics.clone(),
+                pattern.as_deref(),
+                &list,
+                pause,
+                &mut std::io::sink(),
+            )
+            .await;
+            match r {
+                Ok(r) => tracing::info!(checked = r.checked, rewritten = r.rewritten,
+                    not_checked = r.unavailable, origin = %list, "origin check done"),
+                Err(e) => tracing::warn!(error = %e, "origin check failed"),
+            }
+        }
+    })))
 }
 
 /// The h1 of `kind` of `mv` as the origin serves it now (zips under the module-zip rules).
