@@ -230,9 +230,11 @@ pub async fn execute(
                 &data_dir,
                 trail.as_ref(),
                 metrics,
-                pattern.as_deref(),
-                &origin,
-                std::time::Duration::ZERO,
+                super::origin::Options {
+                    pattern: pattern.as_deref(),
+                    origin: &origin,
+                    pause: std::time::Duration::ZERO,
+                },
                 out,
             )
             .await?;

@@ -28,6 +28,16 @@ pub struct Report {
     pub unavailable: usize,
 }
 
+/// What to check and where from.
+pub struct Options<'a> {
+    /// Modules (GOPRIVATE syntax); none: every cached module.
+    pub pattern: Option<&'a str>,
+    /// The origin, GOPROXY syntax (`direct` runs the go command).
+    pub origin: &'a str,
+    /// Pause between two versions (the rate limit on the origin).
+    pub pause: std::time::Duration,
+}
+
 /// Re-fetches every cached `.mod`/`.zip` whose module matches `pattern` (GOPRIVATE
 /// syntax; none: all) from `origin` (GOPROXY syntax; `direct` runs the go command)
 /// and compares its h1 with the recorded one.
@@ -36,11 +46,14 @@ pub async fn check(
     data_dir: &Path,
     trail: Option<&Trail>,
     metrics: Arc<crate::metrics::Metrics>,
-    pattern: Option<&str>,
-    origin: &str,
-    pause: std::time::Duration,
+    opts: Options<'_>,
     out: &mut (dyn Write + Send),
 ) -> Result<Report, AdminError> {
+    let Options {
+        pattern,
+        origin,
+        pause,
+    } = opts;
     let cfg = Config {
         data_dir: data_dir.to_owned(),
         ..Config::default()
@@ -155,9 +168,11 @@ pub fn start(
                 &admin.data_dir,
                 trail.as_ref(),
                 admin.metrics.clone(),
-                pattern.as_deref(),
-                &list,
-                pause,
+                Options {
+                    pattern: pattern.as_deref(),
+                    origin: &list,
+                    pause,
+                },
                 &mut std::io::sink(),
             )
             .await;
