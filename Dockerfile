@@ -14,8 +14,9 @@ RUN cargo build --release --locked --bin modgate \
 
 FROM debian:bookworm-slim AS runtime
 # ca-certificates: modgate verifies upstream and checksum-database TLS against the system roots.
+# golang-go, git, openssh-client: `direct` in private_upstream runs the go command against VCS.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates golang-go git openssh-client \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 modgate \
  && useradd --system --uid 10001 --gid modgate --home-dir /data --shell /usr/sbin/nologin modgate \

@@ -178,6 +178,7 @@ fn populate(dir: &Path, n: usize) -> Res<()> {
         tree_size: 0,
         tree_hash: String::new(),
         verified_at: 0,
+        authority: Default::default(),
     };
     let zip = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
     let zip_blob = write_blob(&zip)?;

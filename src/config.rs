@@ -25,6 +25,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Upstream proxies in GOPROXY syntax (`,` falls through on 404/410, `|` on any error).
     pub upstream: String,
+    /// Private module path patterns in GOPRIVATE syntax (see [`crate::routes`]):
+    /// never sent to `upstream` or the checksum database.
+    pub private: String,
+    /// Upstream proxies for private modules in GOPROXY syntax; empty: none (404).
+    pub private_upstream: String,
     /// The checksum database in GOSUMDB syntax: `name`, `name+key` or `name+key URL`.
     pub sumdb: String,
     /// Serve only what is cached; never contact upstream or the checksum database.
@@ -42,6 +47,7 @@ pub struct Config {
     pub watch: WatchConfig,
     pub audit: AuditConfig,
     pub admin: AdminConfig,
+    pub origin: OriginConfig,
 }
 
 /// The store's size cap (see [`crate::evict`]).
@@ -100,6 +106,44 @@ impl AuditConfig {
         humantime::parse_duration(&self.retention).map_err(|e| {
             crate::audit::AuditError::Usage(format!("audit.retention {:?}: {e}", self.retention))
         })
+    }
+}
+
+/// `origin check` inside the server (see `admin::origin`): off unless `check_every` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OriginConfig {
+    /// How often cached versions are re-fetched from their origin (humantime:
+    /// `24h`); empty: never (the `origin check` command still works).
+    pub check_every: String,
+    /// Where from, GOPROXY syntax (`direct` runs the go command).
+    pub list: String,
+    /// Which modules (GOPRIVATE syntax); empty: every cached module.
+    pub pattern: String,
+    /// Pause between two versions, in milliseconds: the rate limit on the origin.
+    pub pause_ms: u64,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        OriginConfig {
+            check_every: String::new(),
+            list: "direct".into(),
+            pattern: String::new(),
+            pause_ms: 1000,
+        }
+    }
+}
+
+impl OriginConfig {
+    /// The interval, if set; an error names the key.
+    pub fn check_every(&self) -> Result<Option<Duration>, ConfigError> {
+        match self.check_every.trim() {
+            "" => Ok(None),
+            s => humantime::parse_duration(s)
+                .map(Some)
+                .map_err(|e| ConfigError::Origin(s.to_string(), e.to_string())),
+        }
     }
 }
 
@@ -221,6 +265,8 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./modgate-data"),
             upstream: "https://proxy.golang.org".into(),
+            private: String::new(),
+            private_upstream: String::new(),
             sumdb: "sum.golang.org".into(),
             offline: false,
             log_format: "text".into(),
@@ -234,6 +280,7 @@ impl Default for Config {
             watch: WatchConfig::default(),
             audit: AuditConfig::default(),
             admin: AdminConfig::default(),
+            origin: OriginConfig::default(),
         }
     }
 }
@@ -291,6 +338,10 @@ pub enum ConfigError {
     Upstream(String, String),
     #[error("invalid sumdb {0:?}: {1}")]
     Sumdb(String, String),
+    #[error("invalid private {0:?}: {1}")]
+    Private(String, String),
+    #[error("invalid origin.check_every {0:?}: {1}")]
+    Origin(String, String),
 }
 
 impl Config {
@@ -392,6 +443,12 @@ mod tests {
         assert_eq!(c.listen, d.listen);
         assert_eq!(c.data_dir, d.data_dir);
         assert_eq!(c.upstream, d.upstream);
+        assert_eq!(c.private, d.private);
+        assert_eq!(c.private_upstream, d.private_upstream);
+        assert_eq!(c.origin.check_every, d.origin.check_every);
+        assert_eq!(c.origin.list, d.origin.list);
+        assert_eq!(c.origin.pattern, d.origin.pattern);
+        assert_eq!(c.origin.pause_ms, d.origin.pause_ms);
         assert_eq!(c.sumdb, d.sumdb);
         assert_eq!(c.limits.max_zip_bytes, d.limits.max_zip_bytes);
         assert_eq!(c.cache.list_ttl_secs, d.cache.list_ttl_secs);

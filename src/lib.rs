@@ -18,6 +18,9 @@
 //!   ([`flight`]); verified lookups and list/@latest live beside it.
 //! - [`evict`]: the store's size cap (`[store] max_bytes`), least recently served first.
 //! - [`limits`]: admission of misses (in all, per client, queue wait) and the spool's byte budget.
+//! - [`routes`]: path pattern → upstream + authority (checksum database, or pins for
+//!   `private` modules, which never reach the public upstream or the database).
+//! - [`direct`]: `direct` in the private upstream list — the `go` command fetches from VCS.
 //! - [`upstream`]: the shared HTTP client, GOPROXY-list semantics, limits, timeouts.
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
 //! - [`trust_watch`]: the background task that watches the database's head, so the
@@ -36,6 +39,7 @@
 pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod direct;
 pub mod error;
 pub mod evict;
 pub mod flight;
@@ -48,6 +52,7 @@ pub mod module;
 pub mod modzip;
 pub mod pipeline;
 pub mod protocol;
+pub mod routes;
 pub mod server;
 pub mod store;
 pub mod sumdb;

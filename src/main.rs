@@ -45,6 +45,12 @@ enum Command {
     /// Who was served or refused what: the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The pins of private module versions (their hashes as first seen).
+    #[command(subcommand)]
+    Pins(PinsCommand),
+    /// Compare cached versions with what their origin serves now (tag rewrites).
+    #[command(subcommand)]
+    Origin(OriginCommand),
     /// Fetch and verify every module version listed in go.sum / go.mod files.
     Prefetch(PrefetchArgs),
     /// Exit 0 if a running modgate answers /healthz (for container HEALTHCHECKs).
@@ -117,6 +123,42 @@ enum CacheCommand {
         dir: DataDirArgs,
         /// MODULE or MODULE@VERSION.
         target: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OriginCommand {
+    /// Fetch cached versions again from their origin and compare with what was
+    /// verified (checksum database or pin); exit 1 if any differs.
+    Check {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// Module path patterns in GOPRIVATE syntax [default: every cached module].
+        pattern: Option<String>,
+        /// Where to fetch from, GOPROXY syntax (`direct` runs the go command).
+        #[arg(long, default_value = "direct", value_name = "LIST")]
+        origin: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PinsCommand {
+    /// List pinned private versions: kind, h1 hash, when pinned.
+    Ls {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// Module path patterns in GOPRIVATE syntax (e.g. `git.corp.example`).
+        pattern: Option<String>,
+    },
+    /// Forget the pin of MODULE@VERSION: its next fetch pins what is served then (audited).
+    Rm {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// MODULE@VERSION.
+        target: String,
+        /// Why (written to the audit trail).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -216,6 +258,17 @@ fn admin_request(cmd: Command) -> Result<(DataDirArgs, Request), Box<Command>> {
         Command::Cache(CacheCommand::Verify { dir }) => (dir, Request::CacheVerify),
         Command::Cache(CacheCommand::Rm { dir, target }) => (dir, Request::CacheRm { target }),
         Command::Trust(TrustCommand::Show { data, sumdb }) => (data, Request::TrustShow { sumdb }),
+        Command::Pins(PinsCommand::Ls { dir, pattern }) => (dir, Request::PinsLs { pattern }),
+        Command::Pins(PinsCommand::Rm {
+            dir,
+            target,
+            reason,
+        }) => (dir, Request::PinsRm { target, reason }),
+        Command::Origin(OriginCommand::Check {
+            dir,
+            pattern,
+            origin,
+        }) => (dir, Request::OriginCheck { pattern, origin }),
         Command::Trust(TrustCommand::Reset { data, sumdb }) => {
             (data, Request::TrustReset { sumdb })
         }
@@ -328,6 +381,13 @@ struct ServeArgs {
     /// Upstream proxies in GOPROXY syntax [default: https://proxy.golang.org].
     #[arg(long, env = "MODGATE_UPSTREAM", value_name = "LIST")]
     upstream: Option<String>,
+    /// Private module path patterns in GOPRIVATE syntax: never sent to the upstream or
+    /// the checksum database; pinned on first sight [default: none].
+    #[arg(long, env = "MODGATE_PRIVATE", value_name = "PATTERNS")]
+    private: Option<String>,
+    /// Upstream proxies for private modules in GOPROXY syntax [default: none: 404].
+    #[arg(long, env = "MODGATE_PRIVATE_UPSTREAM", value_name = "LIST")]
+    private_upstream: Option<String>,
     /// Checksum database in GOSUMDB syntax: `sum.golang.org`, `name+key` or `name+key URL`
     /// [default: sum.golang.org].
     #[arg(long, env = "MODGATE_SUMDB", value_name = "SPEC")]
@@ -367,6 +427,12 @@ impl ServeArgs {
         }
         if let Some(v) = &self.sumdb {
             c.sumdb = v.clone();
+        }
+        if let Some(v) = &self.private {
+            c.private = v.clone();
+        }
+        if let Some(v) = &self.private_upstream {
+            c.private_upstream = v.clone();
         }
         if self.offline {
             c.offline = true;
@@ -473,7 +539,11 @@ async fn admin(
             Ok(true)
         }
         Command::Serve(a) => serve(a).await.map(|()| true),
-        Command::Cache(_) | Command::Trust(_) | Command::Audit(_) => {
+        Command::Cache(_)
+        | Command::Trust(_)
+        | Command::Audit(_)
+        | Command::Pins(_)
+        | Command::Origin(_) => {
             unreachable!("admin commands are answered above")
         }
     }

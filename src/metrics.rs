@@ -1,7 +1,7 @@
 //! Prometheus metrics: one registry per server, updated by one-line calls where things happen.
 //!
-//! The registry lives in an `Arc<Metrics>` owned by the [`crate::upstream::Upstream`]
-//! (the one object every part of a server already shares), not in a global, so
+//! The registry lives in an `Arc<Metrics>` created by `server::build` and handed to
+//! every part of the server (both routes' upstreams share it), not in a global, so
 //! several servers in one process (the tests) keep separate counts. Values that
 //! are cheap to read where they live — the trusted tree size, the fork flag,
 //! coalesced fetches in flight — are sampled at scrape time instead of being
@@ -63,6 +63,9 @@ pub struct Metrics {
     pub audit_pruned: prometheus::IntCounter,
     /// Admin requests (socket and HTTP) by outcome (`ok`, `error`, `bad_request`, `too_large`, `answer_too_large`).
     pub admin_requests: IntCounterVec,
+    /// Versions whose origin now serves other content than was verified (`origin
+    /// check`), by who had vouched for it (`checksum_database`, `pins`).
+    pub origin_rewrites: IntCounterVec,
 }
 
 fn plain_counter(r: &Registry, name: &str, help: &str) -> prometheus::IntCounter {
@@ -240,6 +243,12 @@ impl Metrics {
                 "modgate_admin_requests_total",
                 "Admin requests (socket and HTTP) by outcome.",
                 &["outcome"],
+            ),
+            origin_rewrites: counter(
+                &r,
+                "modgate_origin_rewrites_total",
+                "Cached versions whose origin now serves other content (origin check), by authority.",
+                &["authority"],
             ),
             registry: r,
         }

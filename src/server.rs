@@ -55,7 +55,11 @@ pub enum StartError {
 pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let cfg = Arc::new(cfg);
     let spec = cfg.sumdb_spec()?;
-    let upstream = Upstream::new(&cfg)?;
+    // The server's one metrics registry: every upstream (public and private
+    // routes) and every part built below counts into it.
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let upstream = Upstream::with_metrics(&cfg, metrics.clone())?;
+    let routes = crate::routes::Routes::new(&cfg, upstream.clone())?;
     let embedded = Arc::new(
         EmbeddedStore::open_with_memory(&cfg.data_dir, cfg.cache.memory_mib << 20).map_err(
             |source| StartError::Store {
@@ -77,7 +81,6 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let client =
         Client::new(Arc::new(ops), &spec.vkey).map_err(|e| StartError::Key(e.to_string()))?;
     let auth = Arc::new(crate::http::auth::Auth::from_config(&cfg.auth).map_err(StartError::Auth)?);
-    let metrics = upstream.metrics().clone();
     let audit = crate::audit::AuditLog::open(&cfg.data_dir, &cfg.audit, metrics.clone())?;
     let admin = Arc::new(crate::admin::api::Admin {
         data_dir: cfg.data_dir.clone(),
@@ -99,7 +102,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         tree_seen: Default::default(),
     });
     let gate = Arc::new(crate::gate::build(&cfg)?);
-    let pipeline = Pipeline::new_with_gate(store, upstream, Arc::new(client), cfg, gate.clone());
+    let pipeline = Pipeline::new_routed(store, routes, Arc::new(client), cfg, gate.clone());
     // Versions the gate refuses are evidence: the size cap never evicts them.
     pipeline
         .evictor()
@@ -173,6 +176,11 @@ pub async fn run(
     let sumdb = sumdb.clone();
     let (audit, admin_socket) = start_admin(&state).await;
     let cfg = state.pipeline.config();
+    // `[origin] check_every`: tag rewrites looked for inside the server.
+    let origin_task = match &state.admin {
+        Some(a) => crate::admin::origin::start(a.clone(), &cfg.origin)?,
+        None => None,
+    };
     let tls = match cfg.tls.enabled() {
         true => Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg.tls)?)),
         false => None,
@@ -273,6 +281,9 @@ pub async fn run(
         );
     }
     sumdb.flush_head_history().await;
+    if let Some(t) = origin_task {
+        t.abort();
+    }
     if let Some((task, path)) = admin_socket {
         task.abort();
         let _ = std::fs::remove_file(path);

@@ -56,11 +56,13 @@ impl UpstreamError {
 }
 
 /// One entry of the GOPROXY list and how to treat its failures.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Proxy {
     base: String,
     /// `|` after this entry: fall through on any error, not only 404/410.
     fall_through_any: bool,
+    /// `direct`: the `go` command fetches from version control (private routes only).
+    direct: Option<Arc<crate::direct::Direct>>,
 }
 
 impl Proxy {
@@ -88,8 +90,16 @@ pub struct Upstream {
 }
 
 /// Parses GOPROXY syntax into proxies. `off` gives an empty list; `direct`
-/// is refused because modgate does not fetch from version control (yet).
+/// is refused: the public route never fetches from version control.
 fn parse_list(spec: &str) -> Result<Vec<Proxy>, ConfigError> {
+    parse_list_with(spec, None)
+}
+
+/// [`parse_list`], where `direct` is accepted when `direct` is given.
+fn parse_list_with(
+    spec: &str,
+    direct: Option<&Arc<crate::direct::Direct>>,
+) -> Result<Vec<Proxy>, ConfigError> {
     let err = |m: String| ConfigError::Upstream(spec.to_string(), m);
     let mut out = Vec::new();
     let mut rest = spec.trim();
@@ -106,15 +116,21 @@ fn parse_list(spec: &str) -> Result<Vec<Proxy>, ConfigError> {
                 }
                 return Err(err("`off` must be the whole list".into()));
             }
+            "direct" if direct.is_some() => out.push(Proxy {
+                base: "direct".into(),
+                fall_through_any: sep == Some('|'),
+                direct: direct.cloned(),
+            }),
             "direct" => {
                 return Err(err(
-                    "`direct` (fetching from version control) is not supported; list proxies only"
+                    "`direct` (fetching from version control) is only for private_upstream; list proxies only"
                         .into(),
                 ));
             }
             e if e.starts_with("http://") || e.starts_with("https://") => out.push(Proxy {
                 base: e.trim_end_matches('/').to_string(),
                 fall_through_any: sep == Some('|'),
+                direct: None,
             }),
             e => return Err(err(format!("{e:?} is not an http:// or https:// URL"))),
         }
@@ -127,6 +143,12 @@ fn parse_list(spec: &str) -> Result<Vec<Proxy>, ConfigError> {
 
 impl Upstream {
     pub fn new(cfg: &Config) -> Result<Upstream, ConfigError> {
+        Self::with_metrics(cfg, Arc::new(Metrics::new()))
+    }
+
+    /// [`Upstream::new`] counting into the server's registry `metrics`
+    /// (the server owns it; every upstream built from this one shares it).
+    pub fn with_metrics(cfg: &Config, metrics: Arc<Metrics>) -> Result<Upstream, ConfigError> {
         let proxies = parse_list(&cfg.upstream)?;
         // reqwest is built without a bundled crypto provider; install ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -143,7 +165,21 @@ impl Upstream {
             proxies,
             request_timeout: cfg.request_timeout(),
             read_timeout: cfg.read_timeout(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+        })
+    }
+
+    /// Another proxy list (GOPROXY syntax) over this one's HTTP client, limits
+    /// and metrics registry: the private route's upstream (see [`crate::routes`]).
+    /// `direct` is accepted when `direct` says how to run the go command.
+    pub fn for_list(
+        &self,
+        spec: &str,
+        direct: Option<Arc<crate::direct::Direct>>,
+    ) -> Result<Upstream, ConfigError> {
+        Ok(Upstream {
+            proxies: parse_list_with(spec, direct.as_ref())?,
+            ..self.clone()
         })
     }
 
@@ -161,7 +197,11 @@ impl Upstream {
     pub async fn get(&self, path: &str, max: u64) -> Result<Bytes, UpstreamError> {
         let mut last = UpstreamError::Off;
         for p in &self.proxies {
-            match self.get_url(&p.url(path), max).await {
+            let r = match &p.direct {
+                Some(d) => self.counted("get", d.get(path, max)).await,
+                None => self.get_url(&p.url(path), max).await,
+            };
+            match r {
                 Ok(b) => return Ok(b),
                 Err(e) if p.moves_on(&e) => last = e,
                 Err(e) => return Err(e),
@@ -187,7 +227,14 @@ impl Upstream {
                 file.set_len(0).await.map_err(spool_err)?;
                 file.rewind().await.map_err(spool_err)?;
             }
-            match self.download_url(&p.url(path), max, file, charge).await {
+            let r = match &p.direct {
+                Some(d) => {
+                    self.counted("download", d.download(path, max, file, charge))
+                        .await
+                }
+                None => self.download_url(&p.url(path), max, file, charge).await,
+            };
+            match r {
                 Ok(r) => return Ok(r),
                 // Local load: another proxy would not help.
                 Err(e @ UpstreamError::SpoolFull(_)) => return Err(e),
@@ -196,6 +243,20 @@ impl Upstream {
             }
         }
         Err(last)
+    }
+
+    /// Runs `fut` (a `direct` fetch), counted in the metrics like a request.
+    async fn counted<T: ByteCount>(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        let start = Instant::now();
+        let r = fut.await;
+        let bytes = r.as_ref().map_or(0, |b| b.byte_count());
+        self.metrics
+            .upstream(op, upstream_outcome(&r), start.elapsed(), bytes);
+        r
     }
 
     /// Fetches one URL whole, bounded in size and time.
@@ -324,6 +385,23 @@ impl Upstream {
             404 | 410 => UpstreamError::NotFound { url, status, body },
             _ => UpstreamError::Status { url, status, body },
         })
+    }
+}
+
+/// How many bytes an upstream answer brought (for the metrics).
+trait ByteCount {
+    fn byte_count(&self) -> u64;
+}
+
+impl ByteCount for Bytes {
+    fn byte_count(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+impl ByteCount for u64 {
+    fn byte_count(&self) -> u64 {
+        *self
     }
 }
 

@@ -21,6 +21,7 @@ fn entry(module: &str, kind: Kind, data: &[u8]) -> Entry {
             tree_size: 1,
             tree_hash: String::new(),
             verified_at: 0,
+            authority: Default::default(),
         },
     }
 }

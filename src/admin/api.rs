@@ -59,6 +59,19 @@ pub enum Request {
         #[serde(default)]
         until: Option<String>,
     },
+    /// `pins ls [PATTERN]`
+    PinsLs {
+        #[serde(default)]
+        pattern: Option<String>,
+    },
+    /// `pins rm MODULE@VERSION --reason "…"` (audited)
+    PinsRm { target: String, reason: String },
+    /// `origin check [PATTERN] [--origin LIST]` (exit 1 if a version was rewritten)
+    OriginCheck {
+        #[serde(default)]
+        pattern: Option<String>,
+        origin: String,
+    },
     // The supply-chain gate's commands go here (`policy check`, `policy
     // exposure`), answered in `execute` beside the others; `policy exposure`
     // joins each exposed version with `Trail::who`.
@@ -181,6 +194,51 @@ pub async fn execute(
         Request::CacheVerify => {
             let store = open_store(&backend)?;
             Ok(cache::verify(&store, out).await?.bad.is_empty())
+        }
+        Request::PinsLs { pattern } => {
+            let store = open_store(&backend)?;
+            super::pins::ls(&store, pattern.as_deref(), out)?;
+            Ok(true)
+        }
+        Request::PinsRm { target, reason } => {
+            let store = open_store(&backend)?;
+            let (mv, why) = super::pins::rm(&store, &target, &reason, out).await?;
+            let event = super::pins::audit_event(&mv, why);
+            match &backend {
+                Backend::Server(a) => match &a.audit {
+                    Some(log) => {
+                        // On disk before the command answers (an admin event is rare).
+                        log.record(event).await;
+                        log.sync().await;
+                    }
+                    None => writeln!(out, "(this server keeps no audit trail)")?,
+                },
+                Backend::Dir(d) => blocking_ok(|| Trail::open(d)?.write(&[event], true))?,
+            }
+            Ok(true)
+        }
+        Request::OriginCheck { pattern, origin } => {
+            let store = open_store(&backend)?;
+            let (data_dir, metrics) = match &backend {
+                Backend::Server(a) => (a.data_dir.clone(), a.metrics.clone()),
+                Backend::Dir(d) => (d.to_path_buf(), Arc::default()),
+            };
+            // Naming who fetched a version needs the trail; without one the check still runs.
+            let trail = open_trail(&backend).ok();
+            let report = super::origin::check(
+                &store,
+                &data_dir,
+                trail.as_ref(),
+                metrics,
+                super::origin::Options {
+                    pattern: pattern.as_deref(),
+                    origin: &origin,
+                    pause: std::time::Duration::ZERO,
+                },
+                out,
+            )
+            .await?;
+            Ok(report.rewritten == 0)
         }
         Request::TrustShow { sumdb } => {
             let states = match backend {

@@ -123,6 +123,7 @@ mod tests {
                     tree_size: 2,
                     tree_hash: String::new(),
                     verified_at: 0,
+                    authority: Default::default(),
                 },
             };
             store.commit_bytes(data.as_bytes(), entry).await.unwrap();

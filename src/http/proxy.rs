@@ -58,7 +58,10 @@ async fn serve(
             log.kind = kind.ext();
             let (entry, blob, cache) = p.open_from(client, &mv, kind).await?;
             log.cache = cache.as_str();
-            log.tree_size = Some(entry.verification.tree_size);
+            // A pinned (private) version was proven in no tree.
+            log.tree_size = (entry.verification.authority
+                == crate::routes::Authority::ChecksumDatabase)
+                .then_some(entry.verification.tree_size);
             // A small blob is already in memory: one full body, written with its head.
             // A file streams in large chunks (a 500 MiB zip never sits in memory).
             let body = match blob.body {

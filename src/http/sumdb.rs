@@ -43,6 +43,13 @@ async fn serve(st: &AppState, name: &str, req: SumdbRequest) -> Result<Response,
     );
     match req {
         SumdbRequest::Supported => Ok(answer(Vec::new(), "text/plain; charset=utf-8", "no-cache")),
+        // A private path is never looked up: the database would learn it.
+        SumdbRequest::Lookup(mv) if p.routes().is_private(mv.path()) => {
+            Err(Error::NotFound(format!(
+                "{mv}: a private module (it matches `private`); modgate never asks the \
+                 checksum database about it (set GONOSUMDB or GOPRIVATE for it)"
+            )))
+        }
         SumdbRequest::Lookup(mv) => {
             let (body, _cache) = p.lookup_response(&mv).await?;
             Ok(answer(

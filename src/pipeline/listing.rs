@@ -133,6 +133,7 @@ impl Pipeline {
         let esc =
             crate::module::escape_version(query).map_err(|e| Error::BadRequest(e.to_string()))?;
         let data = self
+            .route(m.as_str())?
             .upstream
             .get(
                 &format!("{}/@v/{esc}.info", m.escaped()),
@@ -177,7 +178,9 @@ impl Pipeline {
         {
             return Ok((c.body.clone(), Cache::Hit));
         }
+        // A private module's list/@latest asks the private upstream only.
         match self
+            .route(m.as_str())?
             .upstream
             .get(upstream_path, self.cfg.limits.max_meta_bytes)
             .await

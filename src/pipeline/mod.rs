@@ -10,6 +10,10 @@
 //!             know that version ─► commit
 //! ```
 //!
+//! Private modules (`private`, see [`crate::routes`]) take the same steps with
+//! their own upstream, and the authority step (`authority.rs`) checks or makes
+//! the version's pin instead of asking the checksum database.
+//!
 //! Invariant: nothing reaches the store without a proof against a trusted
 //! tree head, and nothing is served that is not in the store (apart from
 //! list/@latest metadata and sumdb passthrough). Every refusal is logged on
@@ -28,13 +32,16 @@ use crate::metrics::Metrics;
 use crate::module::semver;
 use crate::modzip;
 use crate::protocol::{Kind, ModVersion};
-use crate::store::{Blob, Entry, Spool, Store, StoreError, Verification, artifact_key, now_secs};
+use crate::routes::Authority;
+use crate::store::{Blob, Entry, Spool, Store, StoreError, Verification, artifact_key};
 use crate::sumdb::client::Client;
 
+mod authority;
 mod listing;
 mod lookup;
 
 use crate::upstream::{Upstream, UpstreamError};
+pub use authority::Pin;
 pub use lookup::forked_message;
 
 /// What the checksum database proved about one module version.
@@ -72,7 +79,8 @@ impl Cache {
 
 pub struct Pipeline {
     store: Arc<dyn Store>,
-    upstream: Upstream,
+    /// Where each module is fetched from and who vouches for it.
+    routes: crate::routes::Routes,
     sumdb: Arc<Client>,
     cfg: Arc<Config>,
     artifacts: Flights<Entry>,
@@ -105,13 +113,26 @@ impl Pipeline {
         cfg: Arc<Config>,
         gate: Arc<crate::gate::Gate>,
     ) -> Arc<Pipeline> {
+        let routes = crate::routes::Routes::public_only(upstream);
+        Self::new_routed(store, routes, sumdb, cfg, gate)
+    }
+
+    /// [`Pipeline::new_with_gate`] with private routes (`server::build`).
+    pub fn new_routed(
+        store: Arc<dyn Store>,
+        routes: crate::routes::Routes,
+        sumdb: Arc<Client>,
+        cfg: Arc<Config>,
+        gate: Arc<crate::gate::Gate>,
+    ) -> Arc<Pipeline> {
+        let upstream = routes.public();
         let admission = crate::limits::Admission::new(&cfg.limits, upstream.metrics().clone());
         let probe_every = std::time::Duration::from_secs(cfg.limits.readyz_probe_secs);
         let write_probe = crate::limits::Throttled::new(probe_every);
         let max_bytes = cfg.store.max_bytes;
         Arc::new(Pipeline {
             store,
-            upstream,
+            routes,
             sumdb,
             cfg,
             artifacts: Flights::default(),
@@ -142,7 +163,7 @@ impl Pipeline {
 
     /// The server's metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
-        self.upstream.metrics()
+        self.routes.public().metrics()
     }
 
     /// The store's size cap; [`crate::evict::Evictor::set_is_held`] marks
@@ -268,7 +289,10 @@ impl Pipeline {
         if let Some(e) = self.store.entry(mv, kind).await? {
             return Ok(e);
         }
-        self.refuse_if_forked(mv).await?;
+        let authority = self.route(mv.path())?.authority;
+        if authority == Authority::ChecksumDatabase {
+            self.refuse_if_forked(mv).await?;
+        }
         match kind {
             Kind::Mod => self.miss_mod(mv, &progress).await,
             Kind::Zip => self.miss_zip(mv, &progress).await,
@@ -278,27 +302,16 @@ impl Pipeline {
 
     async fn miss_mod(self: &Arc<Self>, mv: &ModVersion, progress: &Progress) -> Result<Entry> {
         let limits = &self.cfg.limits;
-        let data = self
+        let route = self.route(mv.path())?;
+        let data = route
             .upstream
             .get(&mv.artifact_path(Kind::Mod), limits.max_mod_bytes)
             .await
             .map_err(|e| upstream_error(mv, Kind::Mod, e))?;
-        let lookup = self.lookup(mv).await?;
         progress.far_along();
         let got = modzip::hash_go_mod(&data);
-        if got != lookup.mod_h1 {
-            return Err(self.refuse(
-                mv,
-                Kind::Mod,
-                "mismatch",
-                format!(
-                    "go.mod checksum mismatch: upstream served {got}, {} has {}",
-                    self.sumdb.name(),
-                    lookup.mod_h1
-                ),
-            ));
-        }
-        let entry = self.entry(mv, Kind::Mod, &data, got, &lookup);
+        let verification = self.vouch(mv, Kind::Mod, route.authority, got).await?;
+        let entry = self.entry(mv, Kind::Mod, &data, verification);
         Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
     }
 
@@ -306,22 +319,14 @@ impl Pipeline {
         // The zip's go.mod must equal the verified .mod, so that comes first.
         let (mod_entry, _) = self.mod_first(mv).await?;
         let go_mod = self.read_small(&mod_entry).await?;
-        let lookup = self.lookup(mv).await?;
-        let Some(want) = lookup.zip_h1.clone() else {
-            return Err(self.refuse(
-                mv,
-                Kind::Zip,
-                "no_zip_hash",
-                format!("{} has no zip hash for this version", self.sumdb.name()),
-            ));
-        };
+        let route = self.route(mv.path())?;
 
         // Stream to a spool file; the Spool guard deletes it on any early return.
         let (path, mut file) = self.store.spool_file().await?;
         let mut spool = Spool::new(path, String::new(), 0);
         // Held until the spool file is committed or removed (this function's end).
         let mut charge = self.admission.spool_charge();
-        let size = self
+        let size = route
             .upstream
             .download(
                 &mv.artifact_path(Kind::Zip),
@@ -366,18 +371,9 @@ impl Pipeline {
                     format!("invalid module zip: {e}"),
                 )
             })?;
-        if checked.h1 != want {
-            return Err(self.refuse(
-                mv,
-                Kind::Zip,
-                "mismatch",
-                format!(
-                    "zip checksum mismatch: upstream served {}, {} has {want}",
-                    checked.h1,
-                    self.sumdb.name()
-                ),
-            ));
-        }
+        let verification = self
+            .vouch(mv, Kind::Zip, route.authority, checked.h1)
+            .await?;
         spool.digest = digest?;
         let entry = Entry {
             module: mv.path().to_string(),
@@ -385,7 +381,7 @@ impl Pipeline {
             kind: Kind::Zip.ext().to_string(),
             digest: spool.digest.clone(),
             size: spool.size,
-            verification: self.verification(want, &lookup),
+            verification,
         };
         synced?;
         Ok(self.verified(self.store.commit(spool, entry).await?))
@@ -401,7 +397,8 @@ impl Pipeline {
     }
 
     async fn miss_info(self: &Arc<Self>, mv: &ModVersion, progress: &Progress) -> Result<Entry> {
-        let data = self
+        let route = self.route(mv.path())?;
+        let data = route
             .upstream
             .get(
                 &mv.artifact_path(Kind::Info),
@@ -421,10 +418,12 @@ impl Pipeline {
                 info.version
             )));
         }
-        // Only versions the checksum database knows are served.
-        let lookup = self.lookup(mv).await?;
+        // Only versions the checksum database knows are served (public ones).
         progress.far_along();
-        let entry = self.entry(mv, Kind::Info, &data, String::new(), &lookup);
+        let verification = self
+            .vouch(mv, Kind::Info, route.authority, String::new())
+            .await?;
+        let entry = self.entry(mv, Kind::Info, &data, verification);
         Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
     }
 
@@ -444,25 +443,7 @@ impl Pipeline {
         Ok(buf)
     }
 
-    fn verification(&self, h1: String, lookup: &Lookup) -> Verification {
-        Verification {
-            h1,
-            sumdb: self.sumdb.name().to_string(),
-            record_id: lookup.id,
-            tree_size: lookup.tree_size,
-            tree_hash: lookup.tree_hash.clone(),
-            verified_at: now_secs(),
-        }
-    }
-
-    fn entry(
-        &self,
-        mv: &ModVersion,
-        kind: Kind,
-        data: &[u8],
-        h1: String,
-        lookup: &Lookup,
-    ) -> Entry {
+    fn entry(&self, mv: &ModVersion, kind: Kind, data: &[u8], verification: Verification) -> Entry {
         use sha2::Digest;
         Entry {
             module: mv.path().to_string(),
@@ -470,7 +451,7 @@ impl Pipeline {
             kind: kind.ext().to_string(),
             digest: hex::encode(sha2::Sha256::digest(data)),
             size: data.len() as u64,
-            verification: self.verification(h1, lookup),
+            verification,
         }
     }
 

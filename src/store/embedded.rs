@@ -839,6 +839,7 @@ mod tests {
                 tree_size: 1,
                 tree_hash: String::new(),
                 verified_at: 0,
+                authority: Default::default(),
             },
         }
     }

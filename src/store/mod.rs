@@ -38,6 +38,9 @@ pub struct Verification {
     pub tree_hash: String,
     /// Seconds since the Unix epoch when it was verified.
     pub verified_at: u64,
+    /// Who vouched for it (entries from before routes: the checksum database).
+    #[serde(default)]
+    pub authority: crate::routes::Authority,
 }
 
 /// The index entry of a stored artifact.
@@ -182,6 +185,10 @@ pub enum Meta {
     Lookup,
     /// list and @latest answers with their fetch time.
     List,
+    /// Private versions' hashes pinned on first sight, keyed by artifact key
+    /// (`module@version/mod`); append-only: written once, removed only by an
+    /// audited `pins rm` (see `pipeline::authority`).
+    Pin,
 }
 
 impl Meta {
@@ -191,6 +198,7 @@ impl Meta {
             Meta::Tile => "tiles",
             Meta::Lookup => "lookups",
             Meta::List => "lists",
+            Meta::Pin => "pins",
         }
     }
 }
