@@ -98,8 +98,14 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         },
         tree_seen: Default::default(),
     });
-    let gate = Arc::new(crate::gate::build(&cfg)?);
-    let pipeline = Pipeline::new_with_gate(store, upstream, Arc::new(client), cfg, gate);
+    let client = Arc::new(client);
+    // The cooldown dates records by the client's trusted-head history.
+    let heads_of = client.clone();
+    let gate = Arc::new(crate::gate::build(
+        &cfg,
+        Arc::new(move || heads_of.head_history()),
+    )?);
+    let pipeline = Pipeline::new_with_gate(store, upstream, client, cfg, gate);
     Ok(AppState {
         pipeline,
         auth,

@@ -1,0 +1,92 @@
+//! What the pipeline tells the supply-chain gate about a version: its
+//! checksum-database record id (from the cached entry, a cached verified
+//! lookup, or the lookup a miss just proved) and, where the cooldown needs it,
+//! its `.info` Time — so the one verdict can hold versions by their age.
+
+use std::sync::Arc;
+
+use super::Pipeline;
+use crate::error::Result;
+use crate::gate::Facts;
+use crate::protocol::{Kind, ModVersion};
+use crate::store::{Entry, now_secs};
+
+impl Pipeline {
+    /// The facts the gate judges `mv` by, given its record id if known. The
+    /// `.info` Time is read (from the store only) just where the cooldown
+    /// asks for it: a record older than the watch, within `min_age` of the
+    /// watch's start (see `gate/cooldown.rs`) — never on an ordinary hit.
+    pub(super) async fn facts(&self, mv: &ModVersion, record_id: Option<i64>) -> Facts {
+        let Some(id) = record_id else {
+            return Facts::default();
+        };
+        let info_time = if self.gate.needs_info_time(mv.path(), id, now_secs()) {
+            self.stored_info_time(mv).await
+        } else {
+            None
+        };
+        Facts {
+            record_id: Some(id),
+            info_time,
+        }
+    }
+
+    async fn stored_info_time(&self, mv: &ModVersion) -> Option<u64> {
+        let e = self.store.entry(mv, Kind::Info).await.ok()??;
+        let data = self.read_small(&e).await.ok()?;
+        crate::gate::cooldown::info_time(&data)
+    }
+
+    /// The gate on a cached artifact (or one a miss just committed): the full
+    /// verdict, the cooldown judging the entry's record.
+    pub(super) async fn admit_entry(&self, mv: &ModVersion, entry: &Entry) -> Result<()> {
+        let facts = self.facts(mv, Some(entry.verification.record_id)).await;
+        crate::gate::serve::admit_with(&self.gate, self.metrics(), mv.path(), mv.version(), &facts)
+    }
+
+    /// The gate before a miss contacts upstream: refuses what is known to be
+    /// refused (policy, advisories, typosquats, and the cooldown when a
+    /// verified lookup of the version is cached already).
+    pub(super) async fn screen_miss(&self, mv: &ModVersion) -> Result<()> {
+        let record_id = match self.gate.needs_record(mv.path()) {
+            true => self.cached_lookup(mv).await?.map(|l| l.id),
+            false => None,
+        };
+        let facts = self.facts(mv, record_id).await;
+        crate::gate::serve::screen(&self.gate, self.metrics(), mv.path(), mv.version(), &facts)
+    }
+
+    /// Whether `mv` would be served, judged on what the mirror knows without
+    /// asking upstream (`list`): the record id of a cached artifact
+    /// (`cached`) or cached verified lookup. A version whose record is known
+    /// nowhere is listed: its fetch is judged in full.
+    pub(super) async fn served_known(&self, mv: &ModVersion, cached: Option<i64>) -> Result<bool> {
+        let record_id = match (cached, self.gate.needs_record(mv.path())) {
+            (_, false) => None,
+            (Some(id), true) => Some(id),
+            (None, true) => self.cached_lookup(mv).await?.map(|l| l.id),
+        };
+        let facts = self.facts(mv, record_id).await;
+        Ok(self.gate.judge(mv.path(), mv.version(), &facts).served())
+    }
+
+    /// The verdict on `mv` for `@latest`: like [`Pipeline::served_known`],
+    /// but a version whose record is unknown is looked up in the checksum
+    /// database (verified, cached, once per version) while the cooldown could
+    /// hold it, so `@latest` never names a version a fetch would hold. A
+    /// lookup that fails leaves the record unknown (the fetch then decides).
+    pub(super) async fn latest_verdict(self: &Arc<Self>, mv: &ModVersion) -> crate::gate::Verdict {
+        let mut record_id = None;
+        if self.gate.needs_record(mv.path()) {
+            record_id = match self.store.entry(mv, Kind::Info).await {
+                Ok(Some(e)) => Some(e.verification.record_id),
+                _ => None,
+            };
+            if record_id.is_none() {
+                record_id = self.lookup(mv).await.ok().map(|l| l.id);
+            }
+        }
+        let facts = self.facts(mv, record_id).await;
+        self.gate.judge(mv.path(), mv.version(), &facts)
+    }
+}
