@@ -158,6 +158,20 @@ pub struct CooldownCheck {
     /// A history set once in place of `heads` (`policy check` reads the data
     /// dir's after the gate is built).
     fixed: std::sync::OnceLock<Arc<HeadHistory>>,
+    /// Records known old enough, so that a hit on one reads no history.
+    old: arc_swap::ArcSwap<Watermark>,
+}
+
+/// Every record with an id below `below` is at least `min_age` seconds old:
+/// it was in a head first seen `min_age` ago (or predates the watch, which
+/// began that long ago). Time only makes it truer; a new `min_age` voids it.
+/// (Thinning the history may later date such a record a little later — by
+/// at most ~1/128 of its age, see `sumdb/heads.rs` — a version once old
+/// enough stays served rather than flickering back into the cooldown.)
+#[derive(Debug, Default)]
+struct Watermark {
+    min_age: u64,
+    below: i64,
 }
 
 impl CooldownCheck {
@@ -165,6 +179,26 @@ impl CooldownCheck {
         CooldownCheck {
             heads,
             fixed: std::sync::OnceLock::new(),
+            old: arc_swap::ArcSwap::default(),
+        }
+    }
+
+    /// Whether `record_id` is known old enough for `min_age` (no history read).
+    fn known_old(&self, min_age: u64, record_id: i64) -> bool {
+        let w = self.old.load();
+        w.min_age == min_age && record_id < w.below
+    }
+
+    /// Raises the watermark to what `history` proves at `now`.
+    fn raise(&self, history: &HeadHistory, min_age: u64, now: u64) {
+        let heads = history.heads();
+        let i = heads.partition_point(|h| h.seen.saturating_add(min_age) <= now);
+        let Some(below) = i.checked_sub(1).map(|i| heads[i].size) else {
+            return;
+        };
+        let w = self.old.load();
+        if w.min_age != min_age || below > w.below {
+            self.old.store(Arc::new(Watermark { min_age, below }));
         }
     }
 
@@ -193,7 +227,7 @@ impl CooldownCheck {
     /// Whether judging `record_id` needs the `.info` Time (a record older
     /// than the watch, within `min_age` of the watch's start).
     pub fn needs_info_time(&self, policy: &Policy, module: &str, record_id: i64, now: u64) -> bool {
-        if !self.holds_module(policy, module) {
+        if !self.holds_module(policy, module) || self.known_old(Self::min_age(policy), record_id) {
             return false;
         }
         match self.history().date(record_id) {
@@ -215,6 +249,10 @@ impl CooldownCheck {
         now: u64,
     ) -> Option<Hold> {
         let record_id = facts.record_id?;
+        let min_age = Self::min_age(policy);
+        if self.known_old(min_age, record_id) {
+            return None;
+        }
         let exempt = |m: &str| policy.cooldown.exempt.iter().any(|p| p.matches(m));
         let c = Cooldown {
             min_age: policy.cooldown.min_age.unwrap_or_default(),
@@ -226,7 +264,10 @@ impl CooldownCheck {
             record_id,
             info_time: facts.info_time,
         };
-        cooldown::check(&c, &subject, &self.history(), now)
+        let history = self.history();
+        let hold = cooldown::check(&c, &subject, &history, now);
+        self.raise(&history, min_age, now);
+        hold
     }
 }
 
@@ -353,10 +394,49 @@ mod tests {
         assert!(g.needs_record("example.com/m"));
         assert!(!g.needs_record("corp.example/x"));
         assert!(!g.needs_info_time("example.com/m", 50, now));
-        assert!(g.needs_info_time("example.com/m", 50, now - 30 * DAY + 60));
+        // Within min_age of the watch's start (a gate asked then, before the
+        // watermark knew better), a pre-watch record needs its .info Time.
+        let mut young = HeadHistory::new();
+        young.record(100, now - 60);
+        let g2 = gate("[cooldown]\nmin_age = \"72h\"\n", fixed_heads(young));
+        assert!(g2.needs_info_time("example.com/m", 50, now));
         assert!(
             g.cooldown_hold("example.com/m", "v1.0.0", &new, now)
                 .is_some()
         );
+    }
+
+    #[test]
+    fn the_watermark_never_serves_what_the_history_holds() {
+        let now = 1_800_000_000;
+        let mut h = HeadHistory::new();
+        h.record(100, now - 30 * DAY);
+        h.record(200, now - 4 * DAY);
+        h.record(300, now - DAY);
+        let c = CooldownCheck::new(fixed_heads(h));
+        let p = Policy::parse("[cooldown]\nmin_age = \"72h\"\n").unwrap();
+        let facts = |id| Facts {
+            record_id: Some(id),
+            info_time: None,
+        };
+        assert!(
+            c.hold(&p, "example.com/m", "v1", &facts(150), now)
+                .is_none()
+        );
+        // Records below 200 are known old now; 250 (seen a day ago) is not.
+        assert!(c.known_old(3 * DAY, 199));
+        assert!(!c.known_old(3 * DAY, 200));
+        assert!(
+            c.hold(&p, "example.com/m", "v1", &facts(250), now)
+                .is_some()
+        );
+        // Another min_age voids it.
+        assert!(!c.known_old(5 * DAY, 10));
+        let p5 = Policy::parse("[cooldown]\nmin_age = \"120h\"\n").unwrap();
+        assert!(
+            c.hold(&p5, "example.com/m", "v1", &facts(150), now)
+                .is_some()
+        );
+        assert!(!c.known_old(3 * DAY, 10));
     }
 }
