@@ -5,7 +5,12 @@
 //! (module, version, what we know) — see [`verdict`] — where what we know is a
 //! [`Snapshot`]: the policy file ([`policy`]) and the advisories
 //! ([`advisory`]), plus findings of further checks (the release cooldown and
-//! typosquat detection) handed in as [`Finding`]s by [`Check`] objects.
+//! typosquat detection, wired in [`signals`]) handed in as [`Finding`]s by
+//! [`Check`] objects. What the pipeline knows of the version beyond its name
+//! — its checksum-database record id, for the cooldown — comes as [`Facts`]:
+//! a cached artifact is judged with its entry's record, and a miss is
+//! screened before upstream is asked and judged again, in full, once its
+//! lookup is proven and before a byte is served (`pipeline/gated.rs`).
 //!
 //! ```text
 //!   findings: deny rules ─┐
