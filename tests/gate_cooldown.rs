@@ -174,6 +174,28 @@ fn new_records_are_held_whatever_their_info_time_and_old_ones_are_served() {
     assert!(out.contains("cooldown: old enough"), "{out}");
     assert!(out.contains("predates the watch"), "{out}");
 
+    // `policy exposure` lists the cached versions the cooldown holds.
+    let o = Command::new(env!("CARGO_BIN_EXE_modgate"))
+        .args(["policy", "exposure", "--policy"])
+        .arg(&policy)
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("MODGATE_POLICY")
+        .env_remove("MODGATE_CONFIG")
+        .env_remove("MODGATE_DATA_DIR")
+        .output()
+        .unwrap();
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(
+        out.lines().any(
+            |l| l.starts_with("example.com/backdated@v1.0.0") && l.contains("release cooldown")
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("example.com/hello@v1.0.0"), "{out}");
+    assert!(!out.contains("corp.example/internal/lib"), "{out}");
+
     // Another mirror started now never watched the backdated version enter
     // the log: to it, the version is older than its watch, and served.
     let fresh = start(&up, &work.path().join("fresh"), &policy);

@@ -215,7 +215,18 @@ pub async fn exposure(
     store: &dyn crate::store::Store,
     out: &mut dyn Write,
 ) -> Result<usize> {
-    let refused = recheck::refused(store, gate).await?;
+    // As a server on this data dir would judge: the modules it serves are not
+    // typosquats, and records are dated by its head history (the cooldown's
+    // holds are listed too).
+    let all = store.entries("").await?;
+    gate.served_modules(all.iter().map(|e| e.module.as_str()));
+    if let Some(e) = all.first() {
+        gate.set_head_history(
+            crate::trust::stored_head_history(store, &e.verification.sumdb).await?,
+        );
+    }
+    drop(all);
+    let refused = recheck::refused_with(store, gate, true).await?;
     for r in &refused {
         writeln!(
             out,
