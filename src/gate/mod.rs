@@ -451,6 +451,21 @@ impl Gate {
             .is_some_and(|c| c.needs_info_time(&snap.policy, module, record_id, now))
     }
 
+    /// The `.info` Time remembered for record `record_id` (see
+    /// [`Gate::needs_info_time`]); `Some(None)`: read, and it has none.
+    pub fn known_info_time(&self, record_id: i64) -> Option<Option<u64>> {
+        self.cooldown
+            .as_ref()
+            .and_then(|c| c.known_info_time(record_id))
+    }
+
+    /// Remembers the `.info` Time read for record `record_id`.
+    pub fn remember_info_time(&self, record_id: i64, time: Option<u64>) {
+        if let Some(c) = &self.cooldown {
+            c.remember_info_time(record_id, time);
+        }
+    }
+
     /// Notes that the mirror serves (has committed) `module`: the typosquat
     /// check never flags it, nor paths below it, and flags near-copies of it.
     pub fn served_module(&self, module: &str) {

@@ -160,6 +160,9 @@ pub struct CooldownCheck {
     fixed: std::sync::OnceLock<Arc<HeadHistory>>,
     /// Records known old enough, so that a hit on one reads no history.
     old: arc_swap::ArcSwap<Watermark>,
+    /// `.info` Times read for pre-watch records (record id → Time), so that
+    /// in a fresh mirror's first `min_age` a hit reads the `.info` once.
+    info_times: std::sync::Mutex<HashMap<i64, Option<u64>>>,
 }
 
 /// Every record with an id below `below` is at least `min_age` seconds old:
@@ -180,7 +183,24 @@ impl CooldownCheck {
             heads,
             fixed: std::sync::OnceLock::new(),
             old: arc_swap::ArcSwap::default(),
+            info_times: std::sync::Mutex::default(),
         }
+    }
+
+    /// The `.info` Time remembered for `record_id`: `Some(None)` when its
+    /// `.info` was read and has none.
+    pub fn known_info_time(&self, record_id: i64) -> Option<Option<u64>> {
+        let m = self.info_times.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&record_id).copied()
+    }
+
+    /// Remembers the `.info` Time of `record_id` ([`MEMO_CAP`] at most).
+    pub fn remember_info_time(&self, record_id: i64, time: Option<u64>) {
+        let mut m = self.info_times.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= MEMO_CAP {
+            m.clear();
+        }
+        m.insert(record_id, time);
     }
 
     /// Whether `record_id` is known old enough for `min_age` (no history read).

@@ -15,13 +15,24 @@ impl Pipeline {
     /// The facts the gate judges `mv` by, given its record id if known. The
     /// `.info` Time is read (from the store only) just where the cooldown
     /// asks for it: a record older than the watch, within `min_age` of the
-    /// watch's start (see `gate/cooldown.rs`) — never on an ordinary hit.
+    /// watch's start (see `gate/cooldown.rs`) — never on an ordinary hit,
+    /// and once per version (remembered by record id).
     pub(super) async fn facts(&self, mv: &ModVersion, record_id: Option<i64>) -> Facts {
         let Some(id) = record_id else {
             return Facts::default();
         };
         let info_time = if self.gate.needs_info_time(mv.path(), id, now_secs()) {
-            self.stored_info_time(mv).await
+            match self.gate.known_info_time(id) {
+                Some(t) => t,
+                None => match self.stored_info_time(mv).await {
+                    Some(t) => {
+                        self.gate.remember_info_time(id, t);
+                        t
+                    }
+                    // Not cached (yet): read when it is.
+                    None => None,
+                },
+            }
         } else {
             None
         };
@@ -31,10 +42,12 @@ impl Pipeline {
         }
     }
 
-    async fn stored_info_time(&self, mv: &ModVersion) -> Option<u64> {
+    /// The stored `.info`'s Time: `None` when no `.info` is cached (or it
+    /// cannot be read), `Some(None)` when it has no valid Time.
+    async fn stored_info_time(&self, mv: &ModVersion) -> Option<Option<u64>> {
         let e = self.store.entry(mv, Kind::Info).await.ok()??;
         let data = self.read_small(&e).await.ok()?;
-        crate::gate::cooldown::info_time(&data)
+        Some(crate::gate::cooldown::info_time(&data))
     }
 
     /// The gate on a cached artifact (or one a miss just committed): the full
