@@ -219,3 +219,30 @@ fn without_a_cooldown_new_versions_are_served() {
     let r = go.mod_download_json(&mg.url, &up.gosumdb(), &["example.com/fresh@v1.0.0"]);
     assert_eq!(r[0].error, "", "{r:?}");
 }
+
+#[test]
+fn a_record_older_than_the_watch_is_held_by_its_own_recent_info_time() {
+    let up = RefUpstream::start(&[]);
+    // Published an hour ago and recorded before the mirror watched the log:
+    // there, and only there, its own .info Time can hold it.
+    let hour_ago = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+    )
+    .to_string();
+    add(&up, "example.com/recent", "v1.0.0", Some(&hour_ago));
+    record(&up, "example.com/recent", "v1.0.0");
+    record(&up, "example.com/hello", "v1.0.0");
+    let work = tempfile::tempdir().unwrap();
+    let policy = work.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let mg = start(&up, &work.path().join("data"), &policy);
+
+    assert_eq!(mg.get("/example.com/hello/@v/v1.0.0.info").0, 200);
+    for kind in ["info", "mod", "info"] {
+        let (status, _, body) = mg.get(&format!("/example.com/recent/@v/v1.0.0.{kind}"));
+        let body = text(&body);
+        assert_eq!(status, 403, "{kind}: {body}");
+        assert!(body.contains("predates the watch"), "{body}");
+        assert!(body.contains(".info Time"), "{body}");
+    }
+}
