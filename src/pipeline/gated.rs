@@ -83,11 +83,13 @@ impl Pipeline {
         Ok(self.gate.judge(mv.path(), mv.version(), &facts).served())
     }
 
-    /// The verdict on `mv` for `@latest`: like [`Pipeline::served_known`],
-    /// but a version whose record is unknown is looked up in the checksum
-    /// database (verified, cached, once per version) while the cooldown could
-    /// hold it, so `@latest` never names a version a fetch would hold. A
-    /// lookup that fails leaves the record unknown (the fetch then decides).
+    /// The verdict on `mv` for `@latest`: while the cooldown could hold a
+    /// version of the module, its `.info` is fetched first through the
+    /// ordinary miss (verified and cached — the go command asks for it next
+    /// anyway; a held one stays cached, unserved), so `@latest` never names a
+    /// version a fetch would hold. Going through the miss, not a bare lookup,
+    /// keeps a module on the one verified path its fetches take. A fetch that
+    /// fails leaves the record unknown (the version's own fetch then decides).
     pub(super) async fn latest_verdict(self: &Arc<Self>, mv: &ModVersion) -> crate::gate::Verdict {
         let mut record_id = None;
         if self.gate.needs_record(mv.path()) {
@@ -96,7 +98,11 @@ impl Pipeline {
                 _ => None,
             };
             if record_id.is_none() {
-                record_id = self.lookup(mv).await.ok().map(|l| l.id);
+                // Its outcome is judged below from what it cached.
+                let _ = self.artifact(mv, Kind::Info).await;
+                if let Ok(Some(e)) = self.store.entry(mv, Kind::Info).await {
+                    record_id = Some(e.verification.record_id);
+                }
             }
         }
         let facts = self.facts(mv, record_id).await;
