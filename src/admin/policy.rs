@@ -127,7 +127,9 @@ async fn known_facts(
         .or(all.first())
         .map_or("sum.golang.org", |e| e.verification.sumdb.as_str());
     gate.set_head_history(crate::trust::stored_head_history(store, sumdb).await?);
-    let mut record_id = mine.first().map(|e| e.verification.record_id);
+    let mut record_id = mine
+        .first()
+        .and_then(|e| crate::gate::signals::record_of(e));
     if record_id.is_none() {
         let key = format!("{sumdb}/{mv}");
         if let Some(raw) = store.meta_get(crate::store::Meta::Lookup, &key).await? {

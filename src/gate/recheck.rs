@@ -48,11 +48,8 @@ pub async fn refused_with(
     let mut records = std::collections::HashMap::new();
     let mut versions: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for e in store.entries("").await? {
-        if cooldown {
-            records.insert(
-                (e.module.clone(), e.version.clone()),
-                e.verification.record_id,
-            );
+        if let Some(id) = super::signals::record_of(&e).filter(|_| cooldown) {
+            records.insert((e.module.clone(), e.version.clone()), id);
         }
         versions
             .entry((e.module, e.version))

@@ -34,6 +34,13 @@ use super::typosquat::{Corpus, Resemblance};
 use super::{Check, Facts, Finding, FindingKind, Policy};
 use crate::sumdb::heads::{HeadHistory, RecordDate};
 
+/// The checksum-database record id of a cached artifact, by which the
+/// cooldown dates its version: `None` for an entry no checksum database
+/// vouched for (it has no record to date). Every caller reads it here.
+pub fn record_of(e: &crate::store::Entry) -> Option<i64> {
+    Some(e.verification.record_id)
+}
+
 /// Module paths whose typosquat judgment is remembered; the memo is emptied
 /// when it is full (each judgment costs a few microseconds to make again).
 pub const MEMO_CAP: usize = 65_536;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::Pipeline;
 use crate::error::Result;
 use crate::gate::Facts;
+use crate::gate::signals::record_of;
 use crate::protocol::{Kind, ModVersion};
 use crate::store::{Entry, now_secs};
 
@@ -53,7 +54,7 @@ impl Pipeline {
     /// The gate on a cached artifact (or one a miss just committed): the full
     /// verdict, the cooldown judging the entry's record.
     pub(super) async fn admit_entry(&self, mv: &ModVersion, entry: &Entry) -> Result<()> {
-        let facts = self.facts(mv, Some(entry.verification.record_id)).await;
+        let facts = self.facts(mv, record_of(entry)).await;
         crate::gate::serve::admit_with(&self.gate, self.metrics(), mv.path(), mv.version(), &facts)
     }
 
@@ -94,14 +95,14 @@ impl Pipeline {
         let mut record_id = None;
         if self.gate.needs_record(mv.path()) {
             record_id = match self.store.entry(mv, Kind::Info).await {
-                Ok(Some(e)) => Some(e.verification.record_id),
+                Ok(Some(e)) => record_of(&e),
                 _ => None,
             };
             if record_id.is_none() {
                 // Its outcome is judged below from what it cached.
                 let _ = self.artifact(mv, Kind::Info).await;
                 if let Ok(Some(e)) = self.store.entry(mv, Kind::Info).await {
-                    record_id = Some(e.verification.record_id);
+                    record_id = record_of(&e);
                 }
             }
         }

@@ -245,8 +245,10 @@ impl Pipeline {
         let mut records = std::collections::HashMap::new();
         if self.gate.needs_record(m.as_str()) {
             for e in self.store.entries(&format!("{m}@")).await? {
-                if e.module == m.as_str() {
-                    records.insert(e.version, e.verification.record_id);
+                if let Some(id) =
+                    crate::gate::signals::record_of(&e).filter(|_| e.module == m.as_str())
+                {
+                    records.insert(e.version, id);
                 }
             }
         }
