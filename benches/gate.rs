@@ -77,6 +77,49 @@ fn bench(c: &mut Criterion) {
     g.bench_function("1000rules+vulndb/denied", |b| {
         b.iter(|| black_box(full.check(black_box("github.com/owner8/x"), black_box("v1.0.0"))))
     });
+
+    // The cooldown and typosquat checks on (gate/signals.rs), as a hit sees
+    // them: a cached version with its record id (old: below the watermark),
+    // a module path judged before (memoized), and a held version.
+    let mut heads = modgate::sumdb::heads::HeadHistory::new();
+    let now = modgate::store::now_secs();
+    for i in 0..1300u64 {
+        heads.record(1_000_000 + 1000 * i as i64, now - 60 * 86_400 + 4000 * i);
+    }
+    let signals = modgate::gate::with_policy(
+        Policy::parse(&format!(
+            "{}\n[cooldown]\nmin_age = \"72h\"\nexempt = [\"corp.example/*\"]\n[typosquat]\nmode = \"enforce\"\n",
+            thousand_rules()
+        ))
+        .expect("policy"),
+        modgate::gate::signals::fixed_heads(heads),
+    );
+    let old = modgate::gate::Facts {
+        record_id: Some(1_000_500),
+        info_time: None,
+    };
+    let new = modgate::gate::Facts {
+        record_id: Some(2_299_500),
+        info_time: None,
+    };
+    g.bench_function("1000rules+cooldown+typosquat/cached-old", |b| {
+        b.iter(|| {
+            black_box(signals.judge(
+                black_box("github.com/pkg/errors"),
+                black_box("v0.9.1"),
+                black_box(&old),
+            ))
+        })
+    });
+    g.bench_function("1000rules+cooldown+typosquat/held", |b| {
+        b.iter(|| {
+            black_box(signals.judge(
+                black_box("github.com/pkg/errors"),
+                black_box("v0.9.1"),
+                black_box(&new),
+            ))
+        })
+    });
     g.finish();
 
     // Re-judging a 100k-version store (the verdicts; the index walk is the store's).

@@ -101,8 +101,14 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         },
         tree_seen: Default::default(),
     });
-    let gate = Arc::new(crate::gate::build(&cfg)?);
-    let pipeline = Pipeline::new_routed(store, routes, Arc::new(client), cfg, gate.clone());
+    let client = Arc::new(client);
+    // The cooldown dates records by the client's trusted-head history.
+    let heads_of = client.clone();
+    let gate = Arc::new(crate::gate::build(
+        &cfg,
+        Arc::new(move || heads_of.head_history()),
+    )?);
+    let pipeline = Pipeline::new_routed(store, routes, client, cfg, gate.clone());
     // Versions the gate refuses are evidence: the size cap never evicts them.
     pipeline
         .evictor()

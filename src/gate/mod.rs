@@ -5,7 +5,12 @@
 //! (module, version, what we know) — see [`verdict`] — where what we know is a
 //! [`Snapshot`]: the policy file ([`policy`]) and the advisories
 //! ([`advisory`]), plus findings of further checks (the release cooldown and
-//! typosquat detection) handed in as [`Finding`]s by [`Check`] objects.
+//! typosquat detection, wired in [`signals`]) handed in as [`Finding`]s by
+//! [`Check`] objects. What the pipeline knows of the version beyond its name
+//! — its checksum-database record id, for the cooldown — comes as [`Facts`]:
+//! a cached artifact is judged with its entry's record, and a miss is
+//! screened before upstream is asked and judged again, in full, once its
+//! lookup is proven and before a byte is served (`pipeline/gated.rs`).
 //!
 //! ```text
 //!   findings: deny rules ─┐
@@ -28,6 +33,7 @@ pub mod policy;
 pub mod recheck;
 pub mod reload;
 pub mod serve;
+pub mod signals;
 pub mod typosquat;
 
 use std::fmt;
@@ -148,10 +154,37 @@ impl Verdict {
 /// on every request, cached or not): keep what it needs in memory and refresh
 /// that in the background. `[[allow]]` rules override its findings like any other.
 pub trait Check: Send + Sync {
+    /// Whether the check can find anything under `policy` (a check that is
+    /// off costs the verdict nothing).
+    fn applies(&self, _policy: &Policy) -> bool {
+        true
+    }
+
     /// Appends this check's findings for `module@version` to `out`; `now` is
     /// Unix seconds. `policy` is the policy in force (for its `[cooldown]` /
-    /// `[typosquat]` sections).
-    fn check(&self, policy: &Policy, module: &str, version: &str, now: u64, out: &mut Vec<Finding>);
+    /// `[typosquat]` sections); `facts` what the pipeline knows of the version.
+    fn check(
+        &self,
+        policy: &Policy,
+        module: &str,
+        version: &str,
+        facts: &Facts,
+        now: u64,
+        out: &mut Vec<Finding>,
+    );
+}
+
+/// What the pipeline knows about a version beyond its name, for checks that
+/// need it (the release cooldown). Unknown facts find nothing: the version is
+/// judged again when they are known (a miss, once its lookup is proven).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Its checksum-database record id: a cached entry's
+    /// `verification.record_id`, or a verified lookup's id.
+    pub record_id: Option<i64>,
+    /// The `.info` Time in Unix seconds, when the mirror holds the `.info`
+    /// and the cooldown asked for it ([`Gate::needs_info_time`]).
+    pub info_time: Option<u64>,
 }
 
 /// Everything the gate knows at one moment; replaced whole on every change.
@@ -233,6 +266,10 @@ pub struct Gate {
     current: ArcSwap<Snapshot>,
     next_generation: AtomicU64,
     checks: Vec<Arc<dyn Check>>,
+    /// The typosquat check among `checks`, fed the modules the mirror serves.
+    typosquat: Option<Arc<signals::TyposquatCheck>>,
+    /// The release cooldown among `checks`.
+    cooldown: Option<Arc<signals::CooldownCheck>>,
     /// What the reload task last saw, for `/readyz` (never read on the hit path).
     status: Mutex<Status>,
     /// The cached versions the last re-check found refused, for the dashboard
@@ -262,22 +299,29 @@ pub struct SourceStatus {
     pub error: Option<String>,
 }
 
-/// The gate a server starts with: its policy file (`cfg.policy`) or none.
-/// The release cooldown and typosquat checks join here as [`Check`]s.
-pub fn build(cfg: &crate::config::Config) -> Result<Gate, PolicyError> {
+/// The gate a server starts with: its policy file (`cfg.policy`) or none;
+/// `heads` dates checksum-database records for the cooldown (the client's
+/// trusted-head history).
+pub fn build(cfg: &crate::config::Config, heads: signals::HeadSource) -> Result<Gate, PolicyError> {
     let policy = match &cfg.policy {
         Some(path) => Policy::load(path)?,
         None => Policy::default(),
     };
-    Ok(with_policy(policy))
+    Ok(with_policy(policy, heads))
 }
 
 /// A gate enforcing `policy` with every check there is (for the server and
-/// the `policy` commands alike). The release cooldown and the typosquat
-/// check join here, as `Arc<dyn Check>` entries of this list.
-pub fn with_policy(policy: Policy) -> Gate {
-    let checks: Vec<Arc<dyn Check>> = Vec::new();
-    Gate::new(policy, checks)
+/// the `policy` commands alike): the release cooldown, dating records by
+/// `heads`, and the typosquat check over the Debian corpus (the modules the
+/// mirror serves are added with [`Gate::served_module`]).
+pub fn with_policy(policy: Policy, heads: signals::HeadSource) -> Gate {
+    let typosquat = Arc::new(signals::TyposquatCheck::new(typosquat::Corpus::debian()));
+    let cooldown = Arc::new(signals::CooldownCheck::new(heads));
+    let checks: Vec<Arc<dyn Check>> = vec![cooldown.clone(), typosquat.clone()];
+    let mut g = Gate::new(policy, checks);
+    g.typosquat = Some(typosquat);
+    g.cooldown = Some(cooldown);
+    g
 }
 
 impl Default for Gate {
@@ -306,6 +350,8 @@ impl Gate {
             }),
             next_generation: AtomicU64::new(2),
             checks,
+            typosquat: None,
+            cooldown: None,
             status: Mutex::default(),
             blocked: Mutex::default(),
         }
@@ -373,11 +419,17 @@ impl Gate {
         self.current.load_full()
     }
 
-    /// The verdict for `module@version` now. Lock-free; allocates only when
-    /// something matches.
+    /// The verdict for `module@version` now, knowing nothing more of it (the
+    /// cooldown cannot hold it then: see [`Gate::judge`]). Lock-free;
+    /// allocates only when something matches.
     pub fn check(&self, module: &str, version: &str) -> Verdict {
+        self.judge(module, version, &Facts::default())
+    }
+
+    /// The verdict for `module@version` now, given what is known of it.
+    pub fn judge(&self, module: &str, version: &str, facts: &Facts) -> Verdict {
         let snap = self.current.load();
-        if self.checks.is_empty() {
+        if !self.checks.iter().any(|c| c.applies(&snap.policy)) {
             // The clock is read only when an allow rule's expiry matters.
             let v = verdict(&snap, module, version, 0, Vec::new());
             if matches!(v, Verdict::Allow) || snap.policy.allow.is_empty() {
@@ -385,29 +437,129 @@ impl Gate {
             }
         }
         drop(snap);
-        self.check_at(module, version, crate::store::now_secs())
+        self.judge_at(module, version, facts, crate::store::now_secs())
     }
 
     /// [`Gate::check`] at a given time (tests, `policy check`).
     pub fn check_at(&self, module: &str, version: &str, now: u64) -> Verdict {
-        self.check_with(module, version, now, Vec::new())
+        self.judge_at(module, version, &Facts::default(), now)
     }
 
-    /// [`Gate::check_at`] with findings the caller already has (e.g. a check
-    /// that needs what only the pipeline knows, such as the verified entry's
-    /// checksum-database record); `[[allow]]` rules override them too.
+    /// [`Gate::check_at`] with findings the caller already has; `[[allow]]`
+    /// rules override them too.
     pub fn check_with(
         &self,
         module: &str,
         version: &str,
         now: u64,
+        extra: Vec<Finding>,
+    ) -> Verdict {
+        self.judge_with(module, version, &Facts::default(), now, extra)
+    }
+
+    /// [`Gate::judge`] at a given time.
+    pub fn judge_at(&self, module: &str, version: &str, facts: &Facts, now: u64) -> Verdict {
+        self.judge_with(module, version, facts, now, Vec::new())
+    }
+
+    /// [`Gate::judge_at`] with findings the caller already has.
+    pub fn judge_with(
+        &self,
+        module: &str,
+        version: &str,
+        facts: &Facts,
+        now: u64,
         mut extra: Vec<Finding>,
     ) -> Verdict {
         let snap = self.current.load();
         for c in &self.checks {
-            c.check(&snap.policy, module, version, now, &mut extra);
+            if c.applies(&snap.policy) {
+                c.check(&snap.policy, module, version, facts, now, &mut extra);
+            }
         }
         verdict(&snap, module, version, now, extra)
+    }
+
+    /// Whether the cooldown could hold a version of `module` (it is on and
+    /// the module is not exempt): only then is its record id worth finding.
+    pub fn needs_record(&self, module: &str) -> bool {
+        let snap = self.current.load();
+        self.cooldown
+            .as_ref()
+            .is_some_and(|c| c.holds_module(&snap.policy, module))
+    }
+
+    /// Whether judging record `record_id` of `module` needs the version's
+    /// `.info` Time: only a record older than the watch, within `min_age` of
+    /// the watch's start (see `gate/cooldown.rs`).
+    pub fn needs_info_time(&self, module: &str, record_id: i64, now: u64) -> bool {
+        let snap = self.current.load();
+        self.cooldown
+            .as_ref()
+            .is_some_and(|c| c.needs_info_time(&snap.policy, module, record_id, now))
+    }
+
+    /// The `.info` Time remembered for record `record_id` (see
+    /// [`Gate::needs_info_time`]); `Some(None)`: read, and it has none.
+    pub fn known_info_time(&self, record_id: i64) -> Option<Option<u64>> {
+        self.cooldown
+            .as_ref()
+            .and_then(|c| c.known_info_time(record_id))
+    }
+
+    /// Remembers the `.info` Time read for record `record_id`.
+    pub fn remember_info_time(&self, record_id: i64, time: Option<u64>) {
+        if let Some(c) = &self.cooldown {
+            c.remember_info_time(record_id, time);
+        }
+    }
+
+    /// Notes that the mirror serves (has committed) `module`: the typosquat
+    /// check never flags it, nor paths below it, and flags near-copies of it.
+    pub fn served_module(&self, module: &str) {
+        if let Some(t) = &self.typosquat {
+            t.add(module);
+        }
+    }
+
+    /// Notes many served modules at once (the store's, at start).
+    pub fn served_modules<'a>(&self, modules: impl IntoIterator<Item = &'a str>) {
+        if let Some(t) = &self.typosquat {
+            t.add_all(modules);
+        }
+    }
+
+    /// The cooldown's hold on `module@version` (for `policy check`).
+    pub fn cooldown_hold(
+        &self,
+        module: &str,
+        version: &str,
+        facts: &Facts,
+        now: u64,
+    ) -> Option<cooldown::Hold> {
+        let snap = self.current.load();
+        self.cooldown
+            .as_ref()
+            .and_then(|c| c.hold(&snap.policy, module, version, facts, now))
+    }
+
+    /// The typosquat check's finding on `module` whatever the mode (for
+    /// `policy check`), `None` for a module the mirror serves.
+    pub fn resemblance(&self, module: &str) -> Option<Arc<typosquat::Resemblance>> {
+        self.typosquat.as_ref().and_then(|t| t.resemblance(module))
+    }
+
+    /// Dates records by `h` from now on, not by the head source the gate was
+    /// built with (`policy check` on a data dir; set once).
+    pub fn set_head_history(&self, h: crate::sumdb::heads::HeadHistory) {
+        if let Some(c) = &self.cooldown {
+            c.set_history(h);
+        }
+    }
+
+    /// The head history the cooldown dates records by, if it has one.
+    pub fn head_history(&self) -> Option<Arc<crate::sumdb::heads::HeadHistory>> {
+        self.cooldown.as_ref().map(|c| c.history())
     }
 
     /// Puts a new policy in force (keeping the advisories); returns the new generation.
@@ -541,7 +693,15 @@ expires = "2027-03-31"
 
     struct TooNew;
     impl Check for TooNew {
-        fn check(&self, policy: &Policy, module: &str, _: &str, _: u64, out: &mut Vec<Finding>) {
+        fn check(
+            &self,
+            policy: &Policy,
+            module: &str,
+            _: &str,
+            _: &Facts,
+            _: u64,
+            out: &mut Vec<Finding>,
+        ) {
             if !policy.cooldown.exempt.iter().any(|p| p.matches(module)) {
                 out.push(Finding {
                     kind: FindingKind::Cooldown,

@@ -57,7 +57,8 @@ pub enum Mode {
     Warn,
 }
 
-/// Typosquat checking's mode (the check itself lives in `gate/typosquat.rs`).
+/// Typosquat checking's mode (the check itself lives in `gate/typosquat.rs`):
+/// `Off` without a policy file, `Warn` in a policy file that does not say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TyposquatMode {
@@ -313,7 +314,10 @@ impl Policy {
             advisories,
             cooldown,
             typosquat: TyposquatConfig {
-                mode: raw.typosquat.mode,
+                // A policy file without `[typosquat]` (or without its
+                // `mode`) warns: measured false positives (gate/typosquat.rs)
+                // make refusing an opt-in; no policy file checks nothing.
+                mode: raw.typosquat.mode.unwrap_or(TyposquatMode::Warn),
             },
             deny_index,
             allow_index,
@@ -605,8 +609,7 @@ struct RawCooldown {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawTyposquat {
-    #[serde(default)]
-    mode: TyposquatMode,
+    mode: Option<TyposquatMode>,
 }
 
 #[cfg(test)]

@@ -32,14 +32,43 @@ pub async fn cached_versions(
 
 /// The cached versions `gate` refuses now. The verdicts run on a blocking
 /// thread: a large store must not hold up an async worker that serves requests.
+/// The release cooldown is not judged here (a hold ends by itself; the
+/// re-check logs what a policy or advisory change blocks): see [`refused_with`].
 pub async fn refused(store: &dyn Store, gate: &Arc<Gate>) -> Result<Vec<Refused>, StoreError> {
-    let versions = cached_versions(store).await?;
+    refused_with(store, gate, false).await
+}
+
+/// [`refused`], with `cooldown`: each version judged with its record id too,
+/// so versions the cooldown holds are listed (`policy exposure`).
+pub async fn refused_with(
+    store: &dyn Store,
+    gate: &Arc<Gate>,
+    cooldown: bool,
+) -> Result<Vec<Refused>, StoreError> {
+    let mut records = std::collections::HashMap::new();
+    let mut versions: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for e in store.entries("").await? {
+        if let Some(id) = super::signals::record_of(&e).filter(|_| cooldown) {
+            records.insert((e.module.clone(), e.version.clone()), id);
+        }
+        versions
+            .entry((e.module, e.version))
+            .or_default()
+            .push(e.kind);
+    }
     let gate = gate.clone();
     let judge = move || {
         let now = crate::store::now_secs();
         let mut out = Vec::new();
         for ((module, version), kinds) in versions {
-            if let v @ Verdict::Refuse(_) = gate.check_at(&module, &version, now) {
+            let facts = super::Facts {
+                record_id: match records.is_empty() {
+                    true => None,
+                    false => records.get(&(module.clone(), version.clone())).copied(),
+                },
+                info_time: None,
+            };
+            if let v @ Verdict::Refuse(_) = gate.judge_at(&module, &version, &facts, now) {
                 out.push(Refused {
                     why: v.why(),
                     module,

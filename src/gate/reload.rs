@@ -30,6 +30,15 @@ pub async fn start(p: &Arc<Pipeline>, fetchers: Option<Arc<Fetchers>>) -> JoinHa
     let Some(path) = p.config().policy.clone() else {
         return tokio::spawn(async {});
     };
+    // Every module the mirror serves joins the typosquat corpus before the
+    // first request (and whatever the mode: a reload may turn it on).
+    match p.store().entries("").await {
+        Ok(all) => p
+            .gate()
+            .served_modules(all.iter().map(|e| e.module.as_str())),
+        Err(e) => tracing::error!(target: "modgate::security", error = %e,
+            "listing the store for the typosquat corpus; modules it serves may be flagged"),
+    }
     let mut r = Reloader {
         path,
         last_text: None,

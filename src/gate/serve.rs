@@ -1,14 +1,44 @@
 //! The gate on the serving path: a verdict turned into "go on", a logged warning,
 //! or the typed refusal that `error.rs` answers 403.
 
-use super::{Gate, Verdict};
+use super::{Facts, Gate, Verdict};
 use crate::error::Error;
 use crate::metrics::Metrics;
 
 /// Lets `module@version` be served, or refuses it. Allowed versions cost a
 /// lock-free snapshot read and a few hash lookups, and log nothing.
 pub fn admit(gate: &Gate, metrics: &Metrics, module: &str, version: &str) -> Result<(), Error> {
-    let v = gate.check(module, version);
+    admit_with(gate, metrics, module, version, &Facts::default())
+}
+
+/// [`admit`] knowing `facts` of the version (its record id for the cooldown).
+pub fn admit_with(
+    gate: &Gate,
+    metrics: &Metrics,
+    module: &str,
+    version: &str,
+    facts: &Facts,
+) -> Result<(), Error> {
+    report(metrics, module, version, gate.judge(module, version, facts))
+}
+
+/// Before a miss: refuses what `facts` already refuse, before upstream is
+/// asked; logs and counts nothing else, since the miss is judged again in
+/// full by [`admit_with`] once its lookup is proven (one warning per request).
+pub fn screen(
+    gate: &Gate,
+    metrics: &Metrics,
+    module: &str,
+    version: &str,
+    facts: &Facts,
+) -> Result<(), Error> {
+    match gate.judge(module, version, facts) {
+        v @ Verdict::Refuse(_) => report(metrics, module, version, v),
+        _ => Ok(()),
+    }
+}
+
+fn report(metrics: &Metrics, module: &str, version: &str, v: Verdict) -> Result<(), Error> {
     match &v {
         Verdict::Allow => Ok(()),
         Verdict::Excepted { reason, line, .. } => {

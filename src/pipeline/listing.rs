@@ -18,6 +18,10 @@ use crate::protocol::{Kind, ModPath, ModVersion};
 use crate::store::{Meta, now_secs};
 use crate::upstream::UpstreamError;
 
+/// Versions `@latest` judges (each may need a checksum-database lookup)
+/// before it gives up on finding one that is served.
+const MAX_LATEST_CANDIDATES: usize = 16;
+
 impl Pipeline {
     /// `list`: upstream's versions merged with the cached ones, reused for
     /// `list_ttl_secs`, served stale when upstream fails.
@@ -40,8 +44,9 @@ impl Pipeline {
             .collect();
         versions.sort_by(|a, b| semver::compare(a, b));
         versions.dedup();
-        // Versions a fetch would refuse are not offered.
-        versions.retain(|v| self.gate.check(m.as_str(), v).served());
+        // Versions a fetch would refuse are not offered; the cooldown judges
+        // the records the mirror knows (`gated.rs`), the fetch the others.
+        let versions = self.served_versions(m, versions).await?;
         let mut body = versions.join("\n");
         if !body.is_empty() {
             body.push('\n');
@@ -55,7 +60,7 @@ impl Pipeline {
         if self.cfg.offline {
             let mut versions = self.cached_versions(m).await?;
             versions.sort_by(|a, b| semver::compare(a, b));
-            versions.retain(|v| self.gate.check(m.as_str(), v).served());
+            let versions = self.served_versions(m, versions).await?;
             for v in versions.iter().rev() {
                 let Ok(mv) = ModVersion::new(m.as_str(), v) else {
                     continue;
@@ -72,7 +77,10 @@ impl Pipeline {
         let info = parse_info(body.as_bytes()).map_err(|r| {
             Error::UpstreamUnavailable(format!("{m}: upstream served an invalid @latest: {r}"))
         })?;
-        let verdict = self.gate.check(m.as_str(), &info.version);
+        let verdict = match ModVersion::new(m.as_str(), &info.version) {
+            Ok(mv) => self.latest_verdict(&mv).await,
+            Err(_) => self.gate.check(m.as_str(), &info.version),
+        };
         if verdict.served() {
             return Ok((Bytes::from(body), cache));
         }
@@ -90,15 +98,30 @@ impl Pipeline {
     ) -> Result<(Bytes, Cache)> {
         let (list, cache) = self.list(m).await?;
         let list = String::from_utf8_lossy(&list).into_owned();
-        let versions: Vec<&str> = list.lines().filter(|v| semver::is_valid(v)).collect();
-        let newest = |releases: bool| {
-            versions
-                .iter()
-                .filter(|v| !releases || semver::prerelease(v).is_empty())
-                .max_by(|a, b| semver::compare(a, b))
-                .copied()
-        };
-        let Some(v) = newest(true).or_else(|| newest(false)) else {
+        let mut versions: Vec<&str> = list
+            .lines()
+            .filter(|v| semver::is_valid(v) && *v != refused)
+            .collect();
+        // Releases first (as the go command prefers), newest first; each
+        // judged with its record (looked up if need be: the cooldown), so the
+        // answer is a version a fetch serves.
+        versions.sort_by(|a, b| {
+            let release = |v: &str| semver::prerelease(v).is_empty();
+            release(b)
+                .cmp(&release(a))
+                .then_with(|| semver::compare(b, a))
+        });
+        let mut chosen = None;
+        for v in versions.iter().take(MAX_LATEST_CANDIDATES) {
+            let Ok(mv) = ModVersion::new(m.as_str(), v) else {
+                continue;
+            };
+            if self.latest_verdict(&mv).await.served() {
+                chosen = Some(*v);
+                break;
+            }
+        }
+        let Some(v) = chosen else {
             self.metrics()
                 .gate_verdicts
                 .with_label_values(&["refuse", "latest"])
@@ -211,6 +234,38 @@ impl Pipeline {
                 None => Err(upstream_meta_error(m, e)),
             },
         }
+    }
+
+    /// `versions` without those a fetch would refuse, judged on what the
+    /// mirror knows (see [`Pipeline::served_known`]).
+    async fn served_versions(
+        self: &Arc<Self>,
+        m: &ModPath,
+        versions: Vec<String>,
+    ) -> Result<Vec<String>> {
+        // Record ids of the cached versions, read only when the cooldown
+        // could hold a version of this module.
+        let mut records = std::collections::HashMap::new();
+        if self.gate.needs_record(m.as_str()) {
+            for e in self.store.entries(&format!("{m}@")).await? {
+                if let Some(id) =
+                    crate::gate::signals::record_of(&e).filter(|_| e.module == m.as_str())
+                {
+                    records.insert(e.version, id);
+                }
+            }
+        }
+        let mut kept = Vec::with_capacity(versions.len());
+        for v in versions {
+            let served = match ModVersion::new(m.as_str(), &v) {
+                Ok(mv) => self.served_known(&mv, records.get(&v).copied()).await?,
+                Err(_) => self.gate.check(m.as_str(), &v).served(),
+            };
+            if served {
+                kept.push(v);
+            }
+        }
+        Ok(kept)
     }
 
     /// Versions of a module with at least one stored artifact.

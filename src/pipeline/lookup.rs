@@ -68,7 +68,7 @@ impl Pipeline {
         format!("{}/{mv}", self.sumdb.name())
     }
 
-    async fn cached_lookup(&self, mv: &ModVersion) -> Result<Option<Lookup>> {
+    pub(super) async fn cached_lookup(&self, mv: &ModVersion) -> Result<Option<Lookup>> {
         Ok(self
             .store
             .meta_get(Meta::Lookup, &self.lookup_key(mv))

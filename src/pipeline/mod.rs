@@ -37,6 +37,7 @@ use crate::store::{Blob, Entry, Spool, Store, StoreError, Verification, artifact
 use crate::sumdb::client::Client;
 
 mod authority;
+mod gated;
 mod listing;
 mod lookup;
 
@@ -232,13 +233,16 @@ impl Pipeline {
         kind: Kind,
         admit: Option<Option<std::net::IpAddr>>,
     ) -> Result<(Entry, Cache)> {
-        // The supply-chain gate, before the store or upstream is touched: the
-        // one place every .info/.mod/.zip passes, cached or not.
-        crate::gate::serve::admit(&self.gate, self.metrics(), mv.path(), mv.version())?;
+        // The supply-chain gate: the one place every .info/.mod/.zip passes,
+        // cached or not, judged before a byte is served. A cached artifact is
+        // judged with its checksum-database record (the release cooldown).
         if let Some(e) = self.store.entry(mv, kind).await? {
+            self.admit_entry(mv, &e).await?;
             self.evictor.served(mv.path(), mv.version());
             return Ok((e, Cache::Hit));
         }
+        // A miss: refused before upstream is asked if what is known refuses it.
+        self.screen_miss(mv).await?;
         if self.cfg.offline {
             return Err(Error::Offline(format!("{mv} {}", kind.ext())));
         }
@@ -269,6 +273,14 @@ impl Pipeline {
             }
         };
         let entry = waiter.wait().await?;
+        // Its record id is known only now (the lookup this miss proved): the
+        // same verdict again, before a byte is served. A version the cooldown
+        // holds stays cached (verified) and is served once it is old enough.
+        let admitted = self.admit_entry(mv, &entry).await;
+        // The module is in the store now: the typosquat check (which judged
+        // it above, warning if it warns) never flags it again.
+        self.gate.served_module(mv.path());
+        admitted?;
         self.evictor.served(mv.path(), mv.version());
         if self.evictor.enabled() {
             self.evictor

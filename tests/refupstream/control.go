@@ -392,6 +392,10 @@ func (u *upstream) serveControl(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		// time=RFC3339: the .info Time (default: the fixed 2020 commit time).
+		if t := q.Get("time"); t != "" {
+			u.store.get(mod, vers).info = []byte(fmt.Sprintf("{\"Version\":%q,\"Time\":%q}\n", vers, t))
+		}
 	default:
 		http.NotFound(w, r)
 		return
