@@ -88,15 +88,13 @@ struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    fn policy_file(&self) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    /// `--policy`, else the config file's `policy`; none: a running server's own.
+    fn policy_file(&self) -> Option<PathBuf> {
         if let Some(p) = &self.policy {
-            return Ok(p.clone());
+            return Some(p.clone());
         }
-        let from_config = match &self.dir.config {
-            Some(c) => Config::from_file(c)?.policy,
-            None => None,
-        };
-        from_config.ok_or_else(|| "no policy file: give --policy FILE (or MODGATE_POLICY)".into())
+        let c = self.dir.config.as_ref()?;
+        Config::from_file(c).ok()?.policy
     }
 }
 
@@ -287,6 +285,22 @@ fn admin_request(cmd: Command) -> Result<(DataDirArgs, Request), Box<Command>> {
         ),
         Command::Audit(AuditCommand::Export { dir, since, until }) => {
             (dir, Request::AuditExport { since, until })
+        }
+        Command::Policy(PolicyCommand::Check { policy, target }) => {
+            let store = policy.dir.data_dir.is_some() || policy.dir.config.is_some();
+            let file = policy.policy_file();
+            (
+                policy.dir,
+                Request::PolicyCheck {
+                    target,
+                    policy: file,
+                    store,
+                },
+            )
+        }
+        Command::Policy(PolicyCommand::Exposure { policy }) => {
+            let file = policy.policy_file();
+            (policy.dir, Request::PolicyExposure { policy: file })
         }
         other => return Err(Box::new(other)),
     })
@@ -518,32 +532,13 @@ async fn admin(
             modgate::http::ops::probe(&url).await?;
             Ok(true)
         }
-        Command::Policy(PolicyCommand::Check { policy, target }) => {
-            let file = policy.policy_file()?;
-            let mut out = std::io::stdout();
-            let gate = modgate::admin::policy::load_gate(&file, &mut std::io::stderr()).await?;
-            // The data dir is optional here: say what is cached when it can be read.
-            let store = match (&policy.dir.data_dir, &policy.dir.config) {
-                (None, None) => None,
-                _ => Some(modgate::admin::cache::open_store(&policy.dir.resolve()?)?),
-            };
-            let store = store.as_ref().map(|s| s as &dyn modgate::store::Store);
-            modgate::admin::policy::check(&gate, store, &target, &mut out).await
-        }
-        Command::Policy(PolicyCommand::Exposure { policy }) => {
-            let file = policy.policy_file()?;
-            let mut out = std::io::stdout();
-            let gate = modgate::admin::policy::load_gate(&file, &mut std::io::stderr()).await?;
-            let store = modgate::admin::cache::open_store(&policy.dir.resolve()?)?;
-            modgate::admin::policy::exposure(&gate, &store, &mut out).await?;
-            Ok(true)
-        }
         Command::Serve(a) => serve(a).await.map(|()| true),
         Command::Cache(_)
         | Command::Trust(_)
         | Command::Audit(_)
         | Command::Pins(_)
-        | Command::Origin(_) => {
+        | Command::Origin(_)
+        | Command::Policy(_) => {
             unreachable!("admin commands are answered above")
         }
     }

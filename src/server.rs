@@ -100,6 +100,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
             ),
         },
         tree_seen: Default::default(),
+        policy: cfg.policy.clone(),
     });
     let client = Arc::new(client);
     // The cooldown dates records by the client's trusted-head history.

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::modgate::Modgate;
+use common::modgate::{Modgate, test_config};
 use common::refupstream::RefUpstream;
 
 fn modgate(args: &[&str]) -> Output {
@@ -196,18 +196,22 @@ fn exposure_lists_cached_versions_a_new_advisory_refuses() {
         "{out}{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // Each exposed version with who fetched it (the audit trail of the
+    // server that cached them: the test client on 127.0.0.1).
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines.len(), 5, "{out}");
     assert!(
         lines[0].starts_with("example.com/hello@v1.1.0 (mod): deny policy line 4: held for review"),
         "{out}"
     );
+    assert_eq!(lines[1], "  fetched by: 127.0.0.1", "{out}");
     assert!(
-        lines[1].starts_with("github.com/boltdb-go/bolt@v1.3.1 ("),
+        lines[2].starts_with("github.com/boltdb-go/bolt@v1.3.1 ("),
         "{out}"
     );
-    assert!(lines[1].contains("MAL-2025-2545"), "{out}");
-    assert_eq!(lines[2], "2 cached version(s) refused by the policy");
+    assert!(lines[2].contains("MAL-2025-2545"), "{out}");
+    assert_eq!(lines[3], "  fetched by: 127.0.0.1", "{out}");
+    assert_eq!(lines[4], "2 cached version(s) refused by the policy");
 
     let o = modgate(&[
         "policy",
@@ -224,5 +228,65 @@ fn exposure_lists_cached_versions_a_new_advisory_refuses() {
     assert!(
         out.contains("malicious") && out.contains("MAL-2025-2545"),
         "{out}"
+    );
+}
+
+#[test]
+fn policy_commands_ask_a_running_server() {
+    let up = RefUpstream::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let policy = work.path().join("policy.toml");
+    std::fs::write(&policy, "# nothing denied yet\n").unwrap();
+    let mut cfg = test_config(&data, &up.url, &up.gosumdb());
+    cfg.policy = Some(policy.clone());
+    let mut mg = Modgate::start(cfg);
+    assert_eq!(mg.get("/example.com/hello/@v/v1.1.0.mod").0, 200);
+    std::fs::write(
+        &policy,
+        "[[deny]]\nmodule = \"example.com/hello\"\nreason = \"held for review\"\n",
+    )
+    .unwrap();
+
+    // No --policy: the server's own policy file, judged beside the running
+    // server (its store is not opened twice) with who fetched each version.
+    let d = data.to_str().unwrap();
+    let o = modgate(&["policy", "exposure", "--data-dir", d]);
+    let out = stdout(&o);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("example.com/hello@v1.1.0 (mod): deny"),
+        "{out}"
+    );
+    assert!(out.contains("  fetched by: 127.0.0.1"), "{out}");
+    let o = modgate(&[
+        "policy",
+        "check",
+        "example.com/hello@v1.1.0",
+        "--data-dir",
+        d,
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("REFUSED") && out.contains("cached: mod"),
+        "{out}"
+    );
+    mg.stop();
+
+    // Stopped: the same commands open the data dir; without --policy they say what is missing.
+    let o = modgate(&["policy", "exposure", "--data-dir", d]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--policy"));
+    let p = policy.to_str().unwrap();
+    let o = modgate(&["policy", "exposure", "--data-dir", d, "--policy", p]);
+    assert!(
+        stdout(&o).contains("  fetched by: 127.0.0.1"),
+        "{}",
+        stdout(&o)
     );
 }

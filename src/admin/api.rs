@@ -72,9 +72,22 @@ pub enum Request {
         pattern: Option<String>,
         origin: String,
     },
-    // The supply-chain gate's commands go here (`policy check`, `policy
-    // exposure`), answered in `execute` beside the others; `policy exposure`
-    // joins each exposed version with `Trail::who`.
+    /// `policy check MODULE@VERSION [--policy FILE]`: the verdict and every
+    /// reason. `policy: None` judges by the server's own policy file; `store`:
+    /// say what the data dir has of it (and judge with its history).
+    PolicyCheck {
+        target: String,
+        #[serde(default)]
+        policy: Option<PathBuf>,
+        #[serde(default)]
+        store: bool,
+    },
+    /// `policy exposure [--policy FILE]`: every cached version the policy
+    /// refuses, with why and who fetched it (from the audit trail).
+    PolicyExposure {
+        #[serde(default)]
+        policy: Option<PathBuf>,
+    },
 }
 
 impl Request {
@@ -127,6 +140,8 @@ pub enum ApiError {
     Output(#[from] std::io::Error),
     #[error("{0}")]
     NotBesideServer(String),
+    #[error("{0}")]
+    Policy(String),
 }
 
 /// What a running server lends the admin API: its open store and trail.
@@ -138,6 +153,9 @@ pub struct Admin {
     pub max_request_bytes: usize,
     /// Largest answer a running server builds (`[admin] max_response_bytes`).
     pub max_response_bytes: usize,
+    /// The server's policy file (`policy`), judged by `policy check|exposure`
+    /// when the request names none.
+    pub policy: Option<PathBuf>,
     /// Admin tokens accepted under `/admin/` (`[admin] bearer_sha256`); none: off.
     pub http_auth: Option<crate::http::auth::Auth>,
     /// The trusted tree size last seen by the dashboard, when it was first
@@ -181,6 +199,31 @@ pub async fn execute(
     out: &mut (dyn Write + Send),
 ) -> Result<bool, ApiError> {
     match req {
+        Request::PolicyCheck {
+            target,
+            policy,
+            store,
+        } => {
+            let gate = policy_gate(&backend, policy, out).await?;
+            let store = match (&backend, store) {
+                (Backend::Server(_), _) | (Backend::Dir(_), true) => Some(open_store(&backend)?),
+                (Backend::Dir(_), false) => None,
+            };
+            let store = store.as_deref().map(|s| s as &dyn crate::store::Store);
+            super::policy::check(&gate, store, &target, out)
+                .await
+                .map_err(|e| ApiError::Policy(e.to_string()))
+        }
+        Request::PolicyExposure { policy } => {
+            let gate = policy_gate(&backend, policy, out).await?;
+            let store = open_store(&backend)?;
+            // Naming who fetched a version needs the trail; without one the list still runs.
+            let trail = open_trail(&backend).ok();
+            super::policy::exposure(&gate, &*store, trail.as_ref(), out)
+                .await
+                .map_err(|e| ApiError::Policy(e.to_string()))?;
+            Ok(true)
+        }
         Request::CacheLs { pattern, json } => {
             let store = open_store(&backend)?;
             cache::ls(&store, pattern.as_deref(), json, out).await?;
@@ -370,6 +413,34 @@ fn open_store<'a>(backend: &Backend<'a>) -> Result<StoreRef<'a>, AdminError> {
         Backend::Server(a) => StoreRef::Borrowed(&a.store),
         Backend::Dir(d) => StoreRef::Owned(Box::new(cache::open_store(d)?)),
     })
+}
+
+/// A gate for `policy` (else the server's own policy file) with its advisory
+/// sources read once, as a server on this data dir would judge; a source that
+/// cannot be read is named in the output.
+async fn policy_gate(
+    backend: &Backend<'_>,
+    policy: Option<PathBuf>,
+    out: &mut (dyn Write + Send),
+) -> Result<Arc<crate::gate::Gate>, ApiError> {
+    let file = match (policy, backend) {
+        (Some(f), _) => f,
+        (None, Backend::Server(a)) => a.policy.clone().ok_or_else(|| {
+            ApiError::Policy("this server runs without a policy file; give --policy FILE".into())
+        })?,
+        (None, Backend::Dir(_)) => {
+            return Err(ApiError::Policy(
+                "no policy file: give --policy FILE (or MODGATE_POLICY, or a --config naming one)"
+                    .into(),
+            ));
+        }
+    };
+    let mut warnings = Vec::new();
+    let gate = super::policy::load_gate(&file, &mut warnings)
+        .await
+        .map_err(|e| ApiError::Policy(e.to_string()))?;
+    out.write_all(&warnings)?;
+    Ok(gate)
 }
 
 fn open_trail(backend: &Backend<'_>) -> Result<Trail, AuditError> {

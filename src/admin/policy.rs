@@ -17,11 +17,11 @@ use crate::sumdb::heads::RecordDate;
 /// Bounds each HTTP request to an advisory URL.
 const ADVISORY_TIMEOUT: Duration = Duration::from_secs(60);
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// A gate for `policy_file` with its advisories read once; a source that
 /// fails is reported on `err` (the verdict is then made without it).
-pub async fn load_gate(policy_file: &Path, err: &mut dyn Write) -> Result<Arc<Gate>> {
+pub async fn load_gate(policy_file: &Path, err: &mut (dyn Write + Send)) -> Result<Arc<Gate>> {
     let policy = Policy::load(policy_file)?;
     let mut adv = Advisories::new(&policy.advisories, ADVISORY_TIMEOUT);
     for r in adv.refresh().await {
@@ -50,7 +50,7 @@ pub async fn check(
     gate: &Gate,
     store: Option<&dyn crate::store::Store>,
     target: &str,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<bool> {
     let (module, version) = target
         .split_once('@')
@@ -215,7 +215,8 @@ fn resemblance(gate: &Gate, module: &str) -> String {
 pub async fn exposure(
     gate: &Arc<Gate>,
     store: &dyn crate::store::Store,
-    out: &mut dyn Write,
+    trail: Option<&crate::audit::Trail>,
+    out: &mut (dyn Write + Send),
 ) -> Result<usize> {
     // As a server on this data dir would judge: the modules it serves are not
     // typosquats, and records are dated by its head history (the cooldown's
@@ -238,6 +239,13 @@ pub async fn exposure(
             r.kinds.join(","),
             r.why
         )?;
+        if let Some(trail) = trail {
+            let who = crate::audit::fetchers(trail, &r.module, &r.version);
+            match who.is_empty() {
+                true => writeln!(out, "  fetched by: nobody on record")?,
+                false => writeln!(out, "  fetched by: {}", who.join(", "))?,
+            }
+        }
     }
     writeln!(
         out,
