@@ -97,10 +97,12 @@ fn bench(c: &mut Criterion) {
     let old = modgate::gate::Facts {
         record_id: Some(1_000_500),
         info_time: None,
+        pinned_at: None,
     };
     let new = modgate::gate::Facts {
         record_id: Some(2_299_500),
         info_time: None,
+        pinned_at: None,
     };
     g.bench_function("1000rules+cooldown+typosquat/cached-old", |b| {
         b.iter(|| {

@@ -353,3 +353,43 @@ fn origin_check_every_finds_a_changed_version_inside_the_server() {
     assert_eq!(served, first);
     assert_eq!(mentions(&public), Vec::<String>::new());
 }
+
+#[test]
+fn private_versions_are_dated_by_their_pin_for_the_cooldown() {
+    let (public, private) = upstreams();
+    let data = tempfile::tempdir().unwrap();
+    let policy = data.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[cooldown]\nmin_age = \"3s\"\nexempt = [\"git.corp.example/tools\"]\n",
+    )
+    .unwrap();
+    let mut cfg = test_config(&data.path().join("data"), &public.url, &public.gosumdb());
+    cfg.private = "git.corp.example".into();
+    cfg.private_upstream = private.url.clone();
+    cfg.policy = Some(policy);
+    private.add("git.corp.example/tools", "v0.1.0");
+    let mg = Modgate::start(cfg);
+
+    // First sight: pinned now, so held (the checksum database knows nothing of it).
+    let zip = format!("/{PRIVATE}/@v/{PRIVATE_VERSION}.zip");
+    let (s, _, body) = mg.get(&zip);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(s, 403, "{body}");
+    assert!(body.starts_with("SECURITY:"), "{body}");
+    assert!(body.contains("first seen and pinned"), "{body}");
+    // An exempt private module is served at once.
+    assert_eq!(mg.get("/git.corp.example/tools/@v/v0.1.0.zip").0, 200);
+
+    // Once the pin is min_age old, the same cached version is served; after
+    // `cache rm` it comes back dated by its pin, not by the refetch.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    assert_eq!(mg.get(&zip).0, 200);
+    let rm = cache_rm(
+        mg.data_dir.as_path(),
+        &format!("{PRIVATE}@{PRIVATE_VERSION}"),
+    );
+    assert!(rm.contains("removed"), "{rm}");
+    assert_eq!(mg.get(&zip).0, 200);
+    assert!(mentions(&public).is_empty(), "{:?}", mentions(&public));
+}

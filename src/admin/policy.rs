@@ -154,6 +154,9 @@ async fn known_facts(
     Ok(Facts {
         record_id,
         info_time,
+        pinned_at: mine
+            .first()
+            .and_then(|e| crate::gate::signals::pinned_at(e)),
     })
 }
 

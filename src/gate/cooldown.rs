@@ -80,6 +80,9 @@ pub enum AgeSource {
         first_head_size: Option<i64>,
         time: u64,
     },
+    /// A private version (no checksum-database record): dated by its pin,
+    /// made when modgate first fetched it.
+    Pinned { at: u64 },
 }
 
 /// A version held by the cooldown.
@@ -145,6 +148,31 @@ pub fn check(
     })
 }
 
+/// Judges a private version pinned at `pinned_at` (Unix seconds) at `now`:
+/// the pin is the first sight of it, as the log's head is for public ones.
+pub fn check_pinned(
+    cooldown: &Cooldown<'_>,
+    subject: &Subject<'_>,
+    pinned_at: u64,
+    now: u64,
+) -> Option<Hold> {
+    let min_age = cooldown.min_age.as_secs();
+    if min_age == 0 || (cooldown.exempt)(subject.module) {
+        return None;
+    }
+    let until = pinned_at.saturating_add(min_age);
+    if now >= until {
+        return None;
+    }
+    let age_source = AgeSource::Pinned { at: pinned_at };
+    let reason = reason(subject, &age_source, now, min_age, until);
+    Some(Hold {
+        until,
+        age_source,
+        reason,
+    })
+}
+
 fn reason(s: &Subject<'_>, src: &AgeSource, now: u64, min_age: u64, until: u64) -> String {
     let dated = match *src {
         AgeSource::ChecksumLog {
@@ -160,6 +188,11 @@ fn reason(s: &Subject<'_>, src: &AgeSource, now: u64, min_age: u64, until: u64) 
             "its checksum-database record {} is beyond every tree head watched ({}): it counts as new now",
             s.record_id,
             newest_size.map_or("none".into(), |n| format!("newest {n}")),
+        ),
+        AgeSource::Pinned { at } => format!(
+            "this private version was first seen and pinned {}, {} ago",
+            rfc3339(at),
+            span(now.saturating_sub(at))
         ),
         AgeSource::InfoTime {
             first_head_size,

@@ -185,6 +185,10 @@ pub struct Facts {
     /// The `.info` Time in Unix seconds, when the mirror holds the `.info`
     /// and the cooldown asked for it ([`Gate::needs_info_time`]).
     pub info_time: Option<u64>,
+    /// For a private version (vouched for by its pin, not the checksum
+    /// database): when it was first seen and pinned, Unix seconds — its age
+    /// for the release cooldown.
+    pub pinned_at: Option<u64>,
 }
 
 /// Everything the gate knows at one moment; replaced whole on every change.

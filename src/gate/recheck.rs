@@ -46,10 +46,14 @@ pub async fn refused_with(
     cooldown: bool,
 ) -> Result<Vec<Refused>, StoreError> {
     let mut records = std::collections::HashMap::new();
+    let mut pins = std::collections::HashMap::new();
     let mut versions: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for e in store.entries("").await? {
         if let Some(id) = super::signals::record_of(&e).filter(|_| cooldown) {
             records.insert((e.module.clone(), e.version.clone()), id);
+        }
+        if let Some(at) = super::signals::pinned_at(&e).filter(|_| cooldown) {
+            pins.insert((e.module.clone(), e.version.clone()), at);
         }
         versions
             .entry((e.module, e.version))
@@ -67,6 +71,7 @@ pub async fn refused_with(
                     false => records.get(&(module.clone(), version.clone())).copied(),
                 },
                 info_time: None,
+                pinned_at: pins.get(&(module.clone(), version.clone())).copied(),
             };
             if let v @ Verdict::Refuse(_) = gate.judge_at(&module, &version, &facts, now) {
                 out.push(Refused {

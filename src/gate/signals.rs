@@ -37,6 +37,13 @@ use crate::sumdb::heads::{HeadHistory, RecordDate};
 /// The checksum-database record id of a cached artifact, by which the
 /// cooldown dates its version: `None` for an entry no checksum database
 /// vouched for (it has no record to date). Every caller reads it here.
+/// When a private entry was pinned (first seen): its age for the cooldown;
+/// `None` for an entry the checksum database vouched for.
+pub fn pinned_at(e: &crate::store::Entry) -> Option<u64> {
+    (e.verification.authority == crate::routes::Authority::Pins)
+        .then_some(e.verification.verified_at)
+}
+
 pub fn record_of(e: &crate::store::Entry) -> Option<i64> {
     (e.verification.authority == crate::routes::Authority::ChecksumDatabase)
         .then_some(e.verification.record_id)
@@ -276,12 +283,25 @@ impl CooldownCheck {
         facts: &Facts,
         now: u64,
     ) -> Option<Hold> {
+        let exempt = |m: &str| policy.cooldown.exempt.iter().any(|p| p.matches(m));
+        if let Some(at) = facts.pinned_at {
+            let c = Cooldown {
+                min_age: policy.cooldown.min_age.unwrap_or_default(),
+                exempt: &exempt,
+            };
+            let subject = Subject {
+                module,
+                version,
+                record_id: 0,
+                info_time: None,
+            };
+            return cooldown::check_pinned(&c, &subject, at, now);
+        }
         let record_id = facts.record_id?;
         let min_age = Self::min_age(policy);
         if self.known_old(min_age, record_id) {
             return None;
         }
-        let exempt = |m: &str| policy.cooldown.exempt.iter().any(|p| p.matches(m));
         let c = Cooldown {
             min_age: policy.cooldown.min_age.unwrap_or_default(),
             exempt: &exempt,
@@ -316,7 +336,10 @@ impl Check for CooldownCheck {
         if let Some(hold) = self.hold(policy, module, version, facts, now) {
             out.push(Finding {
                 kind: FindingKind::Cooldown,
-                id: format!("record {}", facts.record_id.unwrap_or_default()),
+                id: match facts.pinned_at {
+                    Some(_) => "pinned".to_string(),
+                    None => format!("record {}", facts.record_id.unwrap_or_default()),
+                },
                 reason: hold.reason,
                 enforce: true,
             });
@@ -406,6 +429,7 @@ mod tests {
         let new = Facts {
             record_id: Some(150),
             info_time: Some(now - 5 * 365 * DAY),
+            pinned_at: None,
         };
         let v = g.judge("example.com/m", "v1.0.0", &new);
         assert!(!v.served(), "{v:?}");
@@ -416,8 +440,24 @@ mod tests {
         let old = Facts {
             record_id: Some(50),
             info_time: Some(now - 5 * 365 * DAY),
+            pinned_at: None,
         };
         assert!(g.judge("example.com/m", "v1.0.0", &old).served());
+        // A private version is dated by its pin: held for min_age after it
+        // was first seen, whatever its .info says; an exempt one is served.
+        let pinned = |at| Facts {
+            record_id: None,
+            info_time: Some(now - 5 * 365 * DAY),
+            pinned_at: Some(at),
+        };
+        let v = g.judge("git.corp.test/lib", "v1.2.0", &pinned(now - DAY));
+        assert!(!v.served(), "{v:?}");
+        assert!(v.why().contains("first seen and pinned"), "{}", v.why());
+        assert!(
+            g.judge("git.corp.test/lib", "v1.2.0", &pinned(now - 4 * DAY))
+                .served()
+        );
+        assert!(g.judge("corp.example/x/y", "v1.2.0", &pinned(now)).served());
         assert!(g.judge("corp.example/x/y", "v1.0.0", &new).served());
         assert!(g.needs_record("example.com/m"));
         assert!(!g.needs_record("corp.example/x"));
@@ -446,6 +486,7 @@ mod tests {
         let facts = |id| Facts {
             record_id: Some(id),
             info_time: None,
+            pinned_at: None,
         };
         assert!(
             c.hold(&p, "example.com/m", "v1", &facts(150), now)

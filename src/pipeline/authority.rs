@@ -116,7 +116,10 @@ impl Pipeline {
         };
         // `.info` is metadata (its Time is the author's word): not pinned.
         if kind == Kind::Info {
-            return Ok(verification);
+            return Ok(Verification {
+                verified_at: self.first_pinned(mv, verification.verified_at).await?,
+                ..verification
+            });
         }
         let key = artifact_key(mv, kind);
         let new = Pin {
@@ -145,19 +148,39 @@ impl Pipeline {
                         ),
                     ));
                 }
-                return Ok(verification);
+                return Ok(Verification {
+                    verified_at: self.first_pinned(mv, old.pinned_at).await?,
+                    ..verification
+                });
             }
             match self.store.meta_cas(Meta::Pin, &key, None, &raw).await {
                 Ok(()) => {
                     tracing::info!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
                         kind = kind.ext(), h1 = %got, "private version pinned on first sight");
-                    return Ok(verification);
+                    return Ok(Verification {
+                        verified_at: self.first_pinned(mv, new.pinned_at).await?,
+                        ..verification
+                    });
                 }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(Error::Internal(format!("{mv}: pin {key} kept changing")))
+    }
+
+    /// When `mv` was first seen: the earliest of `at` and its pins (its
+    /// `.mod` is usually pinned before its `.zip`). A private entry carries
+    /// this as `verified_at`: its age for the release cooldown, as the
+    /// checksum log's first sight is for a public one.
+    async fn first_pinned(&self, mv: &ModVersion, at: u64) -> Result<u64> {
+        let mut first = at;
+        for kind in [Kind::Mod, Kind::Zip] {
+            if let Some(p) = self.stored_pin(&artifact_key(mv, kind)).await? {
+                first = first.min(p.pinned_at);
+            }
+        }
+        Ok(first)
     }
 
     async fn stored_pin(&self, key: &str) -> Result<Option<Pin>> {

@@ -40,6 +40,7 @@ impl Pipeline {
         Facts {
             record_id: Some(id),
             info_time,
+            pinned_at: None,
         }
     }
 
@@ -54,7 +55,8 @@ impl Pipeline {
     /// The gate on a cached artifact (or one a miss just committed): the full
     /// verdict, the cooldown judging the entry's record.
     pub(super) async fn admit_entry(&self, mv: &ModVersion, entry: &Entry) -> Result<()> {
-        let facts = self.facts(mv, record_of(entry)).await;
+        let mut facts = self.facts(mv, record_of(entry)).await;
+        facts.pinned_at = crate::gate::signals::pinned_at(entry);
         crate::gate::serve::admit_with(&self.gate, self.metrics(), mv.path(), mv.version(), &facts)
     }
 
