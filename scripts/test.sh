@@ -5,12 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/golang.org/x/mod/sumdb ]; then
-    echo "scripts/test.sh: installing golang-go and golang-golang-x-mod-dev" >&2
+# git serves a repository (`git daemon`) to the private-module `direct` tests.
+if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] \
+    || ! command -v git >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing golang-go, golang-golang-x-mod-dev and git" >&2
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq golang-go golang-golang-x-mod-dev >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq golang-go golang-golang-x-mod-dev git >/dev/null
 fi
 
 # A short fuzzing pass over every target (scripts/fuzz.sh), when cargo-fuzz
