@@ -515,8 +515,29 @@ async fn admin(
         Command::Prefetch(a) => {
             let cfg = a.serve.config()?;
             init_logging(&cfg.log_format);
-            let want = prefetch::read_files(&a.files)?;
+            let sources = prefetch::read_sources(&a.files)?;
+            let want = prefetch::want_of(&sources)?;
             let data_dir = cfg.data_dir.clone();
+            // Beside a running server (or --server), its own pipeline fetches them.
+            let req = Request::Prefetch {
+                sources,
+                jobs: a.jobs,
+            };
+            let answer = match remote {
+                Some((url, token_file)) => {
+                    let token = std::fs::read_to_string(&token_file)
+                        .map_err(|e| format!("reading {}: {e}", token_file.display()))?;
+                    Some(modgate::admin::api::ask_http(&url, token.trim(), &req).await?)
+                }
+                None => modgate::admin::socket::ask(&data_dir, &req).await?,
+            };
+            if let Some(answer) = answer {
+                eprint!("{}", answer.output);
+                return match answer.error {
+                    Some(e) => Err(e.into()),
+                    None => Ok(answer.ok),
+                };
+            }
             let state = server::build(cfg).map_err(|e| {
                 prefetch::locked_error(&e, &data_dir)
                     .map_or_else(|| e.to_string(), |l| l.to_string())

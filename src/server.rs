@@ -100,6 +100,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
             ),
         },
         tree_seen: Default::default(),
+        pipeline: Default::default(),
         policy: cfg.policy.clone(),
     });
     let client = Arc::new(client);
@@ -110,6 +111,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         Arc::new(move || heads_of.head_history()),
     )?);
     let pipeline = Pipeline::new_routed(store, routes, client, cfg, gate.clone());
+    let _ = admin.pipeline.set(pipeline.clone());
     // Versions the gate refuses are evidence: the size cap never evicts them.
     pipeline
         .evictor()

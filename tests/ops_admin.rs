@@ -350,16 +350,24 @@ fn prefetch_go_sum_and_go_mod_through_the_pipeline() {
     let listed = text(&out).0;
     assert!(!listed.contains("zip"), "{listed}");
 
-    // While a server holds the data dir, prefetch refuses.
+    // While a server holds the data dir, prefetch asks it (admin socket):
+    // the server's own pipeline fetches and verifies, and a go.sum hash that
+    // disagrees still fails.
     let mg = Modgate::start(test_config(&data, &up.url, &up.gosumdb()));
     let out = run(&[&go_sum]);
     let (_, err) = text(&out);
-    assert!(!out.status.success());
+    assert!(out.status.success(), "{err}");
     assert!(
-        err.contains(&format!(
-            "modgate serve is running on {data_s}; stop it first"
-        )),
+        err.contains("0 artifacts fetched and verified, 7 already cached"),
         "{err}"
     );
+    let app = sum_of("example.com/app", "v1.0.0");
+    let app_sum = work.path().join("app.sum");
+    std::fs::write(&app_sum, format!("{} {} {}\n", app.path, "v1.0.0", app.sum)).unwrap();
+    let out = run(&[&app_sum, &bad_sum]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("FAILED example.com/hello@v1.1.0"), "{err}");
+    assert!(err.contains("prefetched 1 module versions"), "{err}");
     drop(mg);
 }

@@ -82,6 +82,13 @@ pub enum Request {
         #[serde(default)]
         store: bool,
     },
+    /// `prefetch FILE…` beside a running server: the files' text, fetched and
+    /// verified through the server's own pipeline (a stopped data dir is
+    /// prefetched by the CLI itself, which builds the same pipeline).
+    Prefetch {
+        sources: Vec<super::prefetch::Source>,
+        jobs: usize,
+    },
     /// `policy exposure [--policy FILE]`: every cached version the policy
     /// refuses, with why and who fetched it (from the audit trail).
     PolicyExposure {
@@ -153,6 +160,8 @@ pub struct Admin {
     pub max_request_bytes: usize,
     /// Largest answer a running server builds (`[admin] max_response_bytes`).
     pub max_response_bytes: usize,
+    /// The server's pipeline, for `prefetch` (set once the server is built).
+    pub pipeline: std::sync::OnceLock<Arc<crate::pipeline::Pipeline>>,
     /// The server's policy file (`policy`), judged by `policy check|exposure`
     /// when the request names none.
     pub policy: Option<PathBuf>,
@@ -199,6 +208,20 @@ pub async fn execute(
     out: &mut (dyn Write + Send),
 ) -> Result<bool, ApiError> {
     match req {
+        Request::Prefetch { sources, jobs } => {
+            let Backend::Server(a) = backend else {
+                return Err(ApiError::Policy(
+                    "prefetch on a stopped data dir runs in the CLI (`modgate prefetch`)".into(),
+                ));
+            };
+            let Some(pipeline) = a.pipeline.get() else {
+                return Err(ApiError::Policy("the server is still starting".into()));
+            };
+            let want = super::prefetch::want_of(&sources)?;
+            let summary = super::prefetch::run(pipeline.clone(), want, jobs.clamp(1, 64)).await;
+            writeln!(out, "{summary}")?;
+            Ok(summary.failed.is_empty())
+        }
         Request::PolicyCheck {
             target,
             policy,

@@ -111,16 +111,40 @@ pub fn parse_go_mod(text: &str, from: &str, into: &mut WantList) -> Result<(), S
 
 /// Reads the files: `*.sum` as go.sum, anything else as go.mod.
 pub fn read_files(files: &[PathBuf]) -> Result<WantList, AdminError> {
+    want_of(&read_sources(files)?)
+}
+
+/// One file named on the command line, read by the CLI: a running server is
+/// sent the text (it never opens an operator's paths).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+/// Reads each file whole.
+pub fn read_sources(files: &[PathBuf]) -> Result<Vec<Source>, AdminError> {
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| AdminError::Usage(format!("reading {}: {e}", f.display())))?;
+            Ok(Source {
+                name: f.display().to_string(),
+                text,
+            })
+        })
+        .collect()
+}
+
+/// The versions the sources name: `*.sum` as go.sum, anything else as go.mod.
+pub fn want_of(sources: &[Source]) -> Result<WantList, AdminError> {
     let mut want = WantList::new();
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| AdminError::Usage(format!("reading {}: {e}", f.display())))?;
-        let name = f.display().to_string();
-        let is_sum = f.extension().is_some_and(|e| e == "sum");
-        if is_sum {
-            parse_go_sum(&text, &name, &mut want)
+    for s in sources {
+        if s.name.ends_with(".sum") {
+            parse_go_sum(&s.text, &s.name, &mut want)
         } else {
-            parse_go_mod(&text, &name, &mut want)
+            parse_go_mod(&s.text, &s.name, &mut want)
         }
         .map_err(AdminError::Usage)?;
     }
