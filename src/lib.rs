@@ -25,14 +25,14 @@
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
 //! - [`trust_watch`]: the background task that watches the database's head, so the
 //!   head history ([`sumdb::heads`]) dates new records within about a minute.
-//! - [`gate`]: the supply-chain verdict's signals — release cooldown, typosquats.
 //! - [`store`]: the `Store` trait, the embedded store (sled index + blob files, proven
 //!   small blobs in memory), and streaming a blob to a client ([`store::stream`]).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
-//! - [`gate`]: the supply-chain verdict (policy rules, advisories; cooldown and
-//!   typosquat checks plug in) consulted before any artifact is served.
-//! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust`, `audit` and `prefetch`
-//!   commands, answered by a running server (admin socket, `/admin/`) or on a stopped data dir.
+//! - [`gate`]: the supply-chain verdict — policy rules, advisories, the release
+//!   cooldown, typosquats — consulted before any artifact is served, cached or not.
+//! - [`metrics`]: Prometheus metrics; [`admin`]: the `cache`, `trust`, `audit`, `policy`,
+//!   `pins`, `origin` and `prefetch` commands, answered by a running server (admin
+//!   socket, `/admin/`) or on a stopped data dir.
 //! - [`audit`]: the append-only record of who was served or refused what, by module.
 //! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run;
 //!   [`logfmt`]: the human log line format.
