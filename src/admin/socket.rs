@@ -152,21 +152,35 @@ async fn read_request(conn: &mut UnixStream, max: usize) -> std::io::Result<Opti
     }
 }
 
+/// How long a command waits for a starting server's socket.
+pub const STARTING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Asks the server running on `data_dir`, if one answers; `Ok(None)` when
 /// none does (no socket, or a stale one), so the caller opens the data dir itself.
+///
+/// A server that holds the data dir but does not answer yet is starting (it
+/// opens the store before its socket): it is given [`STARTING_WAIT`] to answer,
+/// rather than the command failing on the store's lock.
 pub async fn ask(data_dir: &Path, req: &Request) -> std::io::Result<Option<Response>> {
     let p = path(data_dir);
-    let mut conn = match UnixStream::connect(&p).await {
-        Ok(c) => c,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
+    let deadline = tokio::time::Instant::now() + STARTING_WAIT;
+    let mut conn = loop {
+        match UnixStream::connect(&p).await {
+            Ok(c) => break c,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                let starting = super::cache::is_locked(data_dir);
+                if !starting || tokio::time::Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
     let mut text = serde_json::to_vec(req).map_err(std::io::Error::other)?;
     text.push(b'\n');
