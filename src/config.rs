@@ -48,6 +48,26 @@ pub struct Config {
     pub audit: AuditConfig,
     pub admin: AdminConfig,
     pub origin: OriginConfig,
+    /// Credentials for upstream proxies (`[[upstream_auth]]`), matched by URL
+    /// prefix; secrets are read from files, never written in a URL.
+    pub upstream_auth: Vec<UpstreamAuth>,
+}
+
+/// Credentials sent to the upstream proxies whose URLs start with `url`
+/// (public or private list): a bearer token, or basic auth. The secret is
+/// read from a file at start, so it is in neither the config nor a URL that
+/// ends up in logs.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamAuth {
+    /// A URL prefix, e.g. `https://athens.corp.example` (matched at a `/`).
+    pub url: String,
+    /// A file holding the bearer token.
+    pub bearer_file: Option<PathBuf>,
+    /// The basic-auth user, with `password_file`.
+    pub username: Option<String>,
+    /// A file holding the basic-auth password.
+    pub password_file: Option<PathBuf>,
 }
 
 /// The store's size cap (see [`crate::evict`]).
@@ -281,6 +301,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             admin: AdminConfig::default(),
             origin: OriginConfig::default(),
+            upstream_auth: Vec::new(),
         }
     }
 }
@@ -342,6 +363,8 @@ pub enum ConfigError {
     Private(String, String),
     #[error("invalid origin.check_every {0:?}: {1}")]
     Origin(String, String),
+    #[error("[[upstream_auth]] for {0:?}: {1}")]
+    UpstreamAuth(String, String),
 }
 
 impl Config {

@@ -87,6 +87,57 @@ pub struct Upstream {
     /// The server's metrics registry; it lives here because every part of a
     /// server shares this object (see [`crate::metrics`]).
     metrics: Arc<Metrics>,
+    /// `Authorization` headers by upstream URL prefix (`[[upstream_auth]]`).
+    auth: Arc<Vec<(String, reqwest::header::HeaderValue)>>,
+}
+
+/// The `Authorization` header of each `[[upstream_auth]]` entry, its secret
+/// read from its file (trailing newline dropped) and marked sensitive so it
+/// is never printed.
+fn load_auth(
+    entries: &[crate::config::UpstreamAuth],
+) -> Result<Vec<(String, reqwest::header::HeaderValue)>, ConfigError> {
+    use base64::Engine;
+    let read = |url: &str, f: &std::path::Path| {
+        std::fs::read_to_string(f)
+            .map(|t| t.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| {
+                ConfigError::UpstreamAuth(url.into(), format!("reading {}: {e}", f.display()))
+            })
+    };
+    let mut out = Vec::new();
+    for a in entries {
+        let url = a.url.trim_end_matches('/').to_string();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::UpstreamAuth(
+                a.url.clone(),
+                "url must be an http(s) URL prefix".into(),
+            ));
+        }
+        let value = match (&a.bearer_file, &a.username, &a.password_file) {
+            (Some(f), None, None) => format!("Bearer {}", read(&url, f)?),
+            (None, Some(user), Some(f)) => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", read(&url, f)?))
+            ),
+            _ => {
+                return Err(ConfigError::UpstreamAuth(
+                    a.url.clone(),
+                    "give bearer_file, or username and password_file".into(),
+                ));
+            }
+        };
+        let mut v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+            ConfigError::UpstreamAuth(
+                a.url.clone(),
+                "the secret is not a valid header value".into(),
+            )
+        })?;
+        v.set_sensitive(true);
+        out.push((url, v));
+    }
+    Ok(out)
 }
 
 /// Parses GOPROXY syntax into proxies. `off` gives an empty list; `direct`
@@ -125,6 +176,14 @@ fn parse_list_with(
                 return Err(err(
                     "`direct` (fetching from version control) is only for private_upstream; list proxies only"
                         .into(),
+                ));
+            }
+            // Credentials go in [[upstream_auth]], not in a URL that is logged.
+            e if (e.starts_with("http://") || e.starts_with("https://"))
+                && e.split('/').nth(2).is_some_and(|host| host.contains('@')) =>
+            {
+                return Err(err(
+                    "credentials in a URL end up in logs: put them in [[upstream_auth]] (bearer_file, or username + password_file)".into(),
                 ));
             }
             e if e.starts_with("http://") || e.starts_with("https://") => out.push(Proxy {
@@ -166,6 +225,7 @@ impl Upstream {
             request_timeout: cfg.request_timeout(),
             read_timeout: cfg.read_timeout(),
             metrics,
+            auth: Arc::new(load_auth(&cfg.upstream_auth)?),
         })
     }
 
@@ -359,8 +419,25 @@ impl Upstream {
         Ok(got)
     }
 
+    /// The credentials configured for `url`, if any (the longest prefix that
+    /// ends at a path boundary).
+    fn auth_for(&self, url: &str) -> Option<&reqwest::header::HeaderValue> {
+        self.auth
+            .iter()
+            .filter(|(p, _)| {
+                url.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, v)| v)
+    }
+
     async fn send(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
-        let resp = self.client.get(url).send().await.map_err(|e| {
+        let mut req = self.client.get(url);
+        if let Some(v) = self.auth_for(url) {
+            req = req.header(reqwest::header::AUTHORIZATION, v.clone());
+        }
+        let resp = req.send().await.map_err(|e| {
             if e.is_timeout() {
                 UpstreamError::Timeout { url: url.into() }
             } else {
@@ -462,6 +539,74 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn credentials_go_to_their_upstream_only() {
+        use axum::http::HeaderMap;
+        // An upstream that answers 200 only to the configured token.
+        let app = axum::Router::new().fallback(|h: HeaderMap| async move {
+            match h.get("authorization").and_then(|v| v.to_str().ok()) {
+                Some("Bearer s3cret") => (axum::http::StatusCode::OK, "module x\n"),
+                Some("Basic Y2k6cHc=") => (axum::http::StatusCode::OK, "module y\n"),
+                _ => (axum::http::StatusCode::UNAUTHORIZED, "who are you\n"),
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let (token, pw) = (dir.path().join("token"), dir.path().join("pw"));
+        std::fs::write(&token, "s3cret\n").unwrap();
+        std::fs::write(&pw, "pw").unwrap();
+
+        let mut cfg = Config {
+            upstream: format!("{base}/team"),
+            ..Config::default()
+        };
+        cfg.upstream_auth = vec![crate::config::UpstreamAuth {
+            url: format!("{base}/team/"),
+            bearer_file: Some(token.clone()),
+            ..Default::default()
+        }];
+        let up = Upstream::new(&cfg).unwrap();
+        assert_eq!(
+            &up.get("/m/@v/list", 1 << 10).await.unwrap()[..],
+            b"module x\n"
+        );
+        // Not sent to a URL outside the prefix (`/teammates` is not under `/team`).
+        let other = up.get_url(&format!("{base}/teammates/x"), 1 << 10).await;
+        assert!(
+            matches!(other, Err(UpstreamError::Status { status: 401, .. })),
+            "{other:?}"
+        );
+        // Basic auth; the private list shares the credentials.
+        cfg.upstream_auth[0].bearer_file = None;
+        cfg.upstream_auth[0].username = Some("ci".into());
+        cfg.upstream_auth[0].password_file = Some(pw);
+        let up = Upstream::new(&cfg).unwrap();
+        let private = up.for_list(&format!("{base}/team"), None).unwrap();
+        assert_eq!(
+            &private.get("/m/@v/list", 1 << 10).await.unwrap()[..],
+            b"module y\n"
+        );
+        // The header is sensitive: its Debug form hides the secret.
+        assert!(
+            !format!("{:?}", up.auth).contains("Y2k6cHc"),
+            "{:?}",
+            up.auth
+        );
+
+        // Credentials in a URL are refused, and a bad entry names itself.
+        let e = parse_list("https://ci:pw@athens.corp.example").unwrap_err();
+        assert!(e.to_string().contains("[[upstream_auth]]"), "{e}");
+        cfg.upstream_auth[0].password_file = None;
+        let e = Upstream::new(&cfg).err().expect("refused");
+        assert!(e.to_string().contains("username and password_file"), "{e}");
+        cfg.upstream_auth[0].bearer_file = Some(dir.path().join("missing"));
+        cfg.upstream_auth[0].username = None;
+        let e = Upstream::new(&cfg).err().expect("refused");
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
 
     #[tokio::test]
     async fn error_bodies_are_read_only_to_their_excerpt() {
