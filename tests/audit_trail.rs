@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use common::modgate::{Modgate, http_get_from};
@@ -185,28 +184,19 @@ struct Proc {
 
 impl Proc {
     fn start(up: &RefUpstream, data: &Path) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modgate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--upstream", &up.url, "--sumdb", &up.gosumdb()])
-            .env("MODGATE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn modgate");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("modgate exited before saying where it listens")
-                .unwrap();
-            if let Some(rest) = line.split("\"addr\":\"").nth(1) {
-                break format!("http://{}", rest.split('"').next().unwrap());
-            }
-        };
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let gosumdb = up.gosumdb();
+        let (child, url) = common::binary::serve(
+            &[
+                "--data-dir".as_ref(),
+                data.as_os_str(),
+                "--upstream".as_ref(),
+                up.url.as_ref(),
+                "--sumdb".as_ref(),
+                gosumdb.as_ref(),
+            ],
+            "info",
+            false,
+        );
         Proc { child, url }
     }
 }

@@ -6,10 +6,10 @@
 mod common;
 mod hardening_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -31,35 +31,19 @@ struct Proc {
 
 impl Proc {
     fn start(up: &RefUpstream, data: &Path) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modgate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--upstream", &up.url, "--sumdb", &up.gosumdb()])
-            .env("MODGATE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn modgate");
-        // The start-up line names the bound address: {"addr":"127.0.0.1:PORT",...}
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("modgate exited before saying where it listens")
-                .unwrap();
-            eprintln!("modgate: {line}");
-            if let Some(rest) = line.split("\"addr\":\"").nth(1) {
-                break format!("http://{}", rest.split('"').next().unwrap());
-            }
-        };
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                eprintln!("modgate: {l}");
-            }
-        });
+        let gosumdb = up.gosumdb();
+        let (child, url) = common::binary::serve(
+            &[
+                "--data-dir".as_ref(),
+                data.as_os_str(),
+                "--upstream".as_ref(),
+                up.url.as_ref(),
+                "--sumdb".as_ref(),
+                gosumdb.as_ref(),
+            ],
+            "info",
+            true,
+        );
         Proc { child, url }
     }
 

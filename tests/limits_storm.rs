@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -33,34 +32,21 @@ struct Proc {
 
 impl Proc {
     fn start(up: &RefUpstream, data: &Path, config: &Path) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modgate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .arg("--config")
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--upstream", &up.url, "--sumdb", &up.gosumdb()])
-            .env("MODGATE_LOG", "info,modgate::access=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn modgate");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("modgate exited before saying where it listens")
-                .unwrap();
-            if let Some(rest) = line.split("\"addr\":\"").nth(1) {
-                break format!("http://{}", rest.split('"').next().unwrap());
-            }
-        };
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                eprintln!("modgate: {l}");
-            }
-        });
+        let gosumdb = up.gosumdb();
+        let (child, url) = common::binary::serve(
+            &[
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--data-dir".as_ref(),
+                data.as_os_str(),
+                "--upstream".as_ref(),
+                up.url.as_ref(),
+                "--sumdb".as_ref(),
+                gosumdb.as_ref(),
+            ],
+            "info,modgate::access=warn",
+            true,
+        );
         Proc { child, url }
     }
 

@@ -2,6 +2,7 @@
 //! subset, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod gobuild;
 pub mod goclient;
 pub mod modgate;
