@@ -68,7 +68,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
             },
         )?,
     );
-    let store: Arc<dyn Store> = embedded.clone();
+    let store: Arc<dyn Store> = embedded;
     let ops = SumdbOps {
         name: spec.name.clone(),
         base_url: spec.url.clone(),
@@ -84,7 +84,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let audit = crate::audit::AuditLog::open(&cfg.data_dir, &cfg.audit, metrics.clone())?;
     let admin = Arc::new(crate::admin::api::Admin {
         data_dir: cfg.data_dir.clone(),
-        store: embedded,
+        store: store.clone(),
         audit: Some(audit.clone()),
         metrics,
         max_request_bytes: cfg.admin.max_request_bytes,

@@ -151,10 +151,10 @@ impl FullStore {
 
 #[async_trait]
 impl Store for FullStore {
-    async fn spool_file(&self) -> StoreResult<(PathBuf, tokio::fs::File)> {
-        let (path, file) = self.inner.spool_file().await?;
+    async fn spool(&self) -> StoreResult<(Spool, tokio::fs::File)> {
+        let (spool, file) = self.inner.spool().await?;
         if !self.is_full() {
-            return Ok((path, file));
+            return Ok((spool, file));
         }
         let full = tokio::fs::OpenOptions::new()
             .write(true)
@@ -164,7 +164,7 @@ impl Store for FullStore {
                 path: "/dev/full".into(),
                 source,
             })?;
-        Ok((path, full))
+        Ok((spool, full))
     }
     async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>> {
         self.inner.entry(mv, kind).await
@@ -216,6 +216,27 @@ impl Store for FullStore {
     }
     async fn meta_remove(&self, ns: Meta, key: &str) -> StoreResult<()> {
         self.inner.meta_remove(ns, key).await
+    }
+    async fn meta_scan(&self, ns: Meta, prefix: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        self.inner.meta_scan(ns, prefix).await
+    }
+    async fn meta_count(&self, ns: Meta, prefix: &str) -> StoreResult<usize> {
+        self.inner.meta_count(ns, prefix).await
+    }
+    async fn stage_blob(&self, digest: &str) -> StoreResult<Option<modgate::store::Staged>> {
+        self.inner.stage_blob(digest).await
+    }
+    async fn quarantine_blob(&self, digest: &str, reason: &str) -> StoreResult<String> {
+        self.inner.quarantine_blob(digest, reason).await
+    }
+    async fn flush(&self) -> StoreResult<()> {
+        self.inner.flush().await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn evictable(self: Arc<Self>) -> Arc<dyn Store> {
+        self
     }
 }
 

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -41,8 +40,8 @@ impl SledFull {
 
 #[async_trait]
 impl Store for SledFull {
-    async fn spool_file(&self) -> StoreResult<(PathBuf, tokio::fs::File)> {
-        self.inner.spool_file().await
+    async fn spool(&self) -> StoreResult<(Spool, tokio::fs::File)> {
+        self.inner.spool().await
     }
     async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>> {
         self.inner.entry(mv, kind).await
@@ -87,6 +86,27 @@ impl Store for SledFull {
     async fn meta_remove(&self, ns: Meta, key: &str) -> StoreResult<()> {
         self.check()?;
         self.inner.meta_remove(ns, key).await
+    }
+    async fn meta_scan(&self, ns: Meta, prefix: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        self.inner.meta_scan(ns, prefix).await
+    }
+    async fn meta_count(&self, ns: Meta, prefix: &str) -> StoreResult<usize> {
+        self.inner.meta_count(ns, prefix).await
+    }
+    async fn stage_blob(&self, digest: &str) -> StoreResult<Option<modgate::store::Staged>> {
+        self.inner.stage_blob(digest).await
+    }
+    async fn quarantine_blob(&self, digest: &str, reason: &str) -> StoreResult<String> {
+        self.inner.quarantine_blob(digest, reason).await
+    }
+    async fn flush(&self) -> StoreResult<()> {
+        self.inner.flush().await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn evictable(self: Arc<Self>) -> Arc<dyn Store> {
+        self
     }
 }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::cache::{self, AdminError};
 use super::trust::{self, TrustAdminError};
 use crate::audit::{self, AuditError, AuditLog, Trail};
-use crate::store::EmbeddedStore;
+use crate::store::Store;
 
 /// One admin request (the same from the CLI, the socket and `/admin/`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,7 +154,7 @@ pub enum ApiError {
 /// What a running server lends the admin API: its open store and trail.
 pub struct Admin {
     pub data_dir: PathBuf,
-    pub store: Arc<EmbeddedStore>,
+    pub store: Arc<dyn Store>,
     pub audit: Option<Arc<AuditLog>>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub max_request_bytes: usize,
@@ -249,26 +249,26 @@ pub async fn execute(
         }
         Request::CacheLs { pattern, json } => {
             let store = open_store(&backend)?;
-            cache::ls(&store, pattern.as_deref(), json, out).await?;
+            cache::ls(&*store, pattern.as_deref(), json, out).await?;
             Ok(true)
         }
         Request::CacheRm { target } => {
             let store = open_store(&backend)?;
-            cache::rm(&store, &target, out).await?;
+            cache::rm(&*store, &target, out).await?;
             Ok(true)
         }
         Request::CacheVerify => {
             let store = open_store(&backend)?;
-            Ok(cache::verify(&store, out).await?.bad.is_empty())
+            Ok(cache::verify(&*store, out).await?.bad.is_empty())
         }
         Request::PinsLs { pattern } => {
             let store = open_store(&backend)?;
-            super::pins::ls(&store, pattern.as_deref(), out)?;
+            super::pins::ls(&*store, pattern.as_deref(), out).await?;
             Ok(true)
         }
         Request::PinsRm { target, reason } => {
             let store = open_store(&backend)?;
-            let (mv, why) = super::pins::rm(&store, &target, &reason, out).await?;
+            let (mv, why) = super::pins::rm(&*store, &target, &reason, out).await?;
             let event = super::pins::audit_event(&mv, why);
             match &backend {
                 Backend::Server(a) => match &a.audit {
@@ -292,7 +292,7 @@ pub async fn execute(
             // Naming who fetched a version needs the trail; without one the check still runs.
             let trail = open_trail(&backend).ok();
             let report = super::origin::check(
-                &store,
+                &*store,
                 &data_dir,
                 trail.as_ref(),
                 metrics,
@@ -309,9 +309,11 @@ pub async fn execute(
         Request::TrustShow { sumdb } => {
             let states = match backend {
                 Backend::Server(a) => {
-                    trust::show_in(a.store.index_db(), &a.data_dir, sumdb.as_deref())?
+                    trust::show_store(&*a.store, &a.data_dir, sumdb.as_deref()).await?
                 }
-                Backend::Dir(d) => trust::show(d, sumdb.as_deref())?,
+                Backend::Dir(d) => {
+                    trust::show_store(&*trust::open(d)?, d, sumdb.as_deref()).await?
+                }
             };
             out.write_all(trust::render(&states).as_bytes())?;
             Ok(true)
@@ -324,7 +326,7 @@ pub async fn execute(
                 let Request::TrustReset { sumdb } = r else {
                     unreachable!("matched above")
                 };
-                let r = trust::reset(d, &sumdb)?;
+                let r = trust::reset_store(&*trust::open(d)?, &sumdb).await?;
                 writeln!(
                     out,
                     "checksum database {}: fork marker {}, trusted tree {}, {} cached tiles cleared; \
@@ -416,25 +418,10 @@ fn blocking_ok<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// The store to work on: the server's own, or the data dir's when no server holds it.
-enum StoreRef<'a> {
-    Borrowed(&'a EmbeddedStore),
-    Owned(Box<EmbeddedStore>),
-}
-
-impl std::ops::Deref for StoreRef<'_> {
-    type Target = EmbeddedStore;
-    fn deref(&self) -> &EmbeddedStore {
-        match self {
-            StoreRef::Borrowed(s) => s,
-            StoreRef::Owned(s) => s,
-        }
-    }
-}
-
-fn open_store<'a>(backend: &Backend<'a>) -> Result<StoreRef<'a>, AdminError> {
+fn open_store(backend: &Backend<'_>) -> Result<Arc<dyn Store>, AdminError> {
     Ok(match backend {
-        Backend::Server(a) => StoreRef::Borrowed(&a.store),
-        Backend::Dir(d) => StoreRef::Owned(Box::new(cache::open_store(d)?)),
+        Backend::Server(a) => a.store.clone(),
+        Backend::Dir(d) => cache::open_store(d)?,
     })
 }
 

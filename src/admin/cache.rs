@@ -9,12 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::modzip;
 use crate::protocol::{Kind, ModPath, ModVersion};
-use crate::store::{EmbeddedStore, Entry, Meta, Store, StoreError, now_secs};
+use crate::store::{EmbeddedStore, Entry, Meta, Store, StoreError};
 
 /// Why an admin command could not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -40,14 +41,16 @@ pub fn is_locked(data_dir: &Path) -> bool {
 }
 
 /// Opens the store of a data dir that is not being served.
-pub fn open_store(data_dir: &Path) -> Result<EmbeddedStore, AdminError> {
+pub fn open_store(data_dir: &Path) -> Result<Arc<dyn Store>, AdminError> {
     if !data_dir.join("index").is_dir() {
         return Err(AdminError::NoData(data_dir.to_owned()));
     }
     if is_locked(data_dir) {
         return Err(AdminError::Locked(data_dir.to_owned()));
     }
-    EmbeddedStore::open(data_dir).map_err(AdminError::Store)
+    Ok(Arc::new(
+        EmbeddedStore::open(data_dir).map_err(AdminError::Store)?,
+    ))
 }
 
 /// Selects module versions by a glob (`*`, `?`, `[...]`) matched against the
@@ -101,7 +104,7 @@ fn rfc3339(secs: u64) -> String {
 /// `cache ls`: one line per module version (or, with `json`, one JSON index
 /// entry per line). Returns how many module versions matched.
 pub async fn ls(
-    store: &EmbeddedStore,
+    store: &dyn Store,
     pattern: Option<&str>,
     json: bool,
     out: &mut (dyn Write + Send),
@@ -233,7 +236,7 @@ fn check_blob(path: &Path, digest: &str, es: &[Entry]) -> Result<(), String> {
 /// matches is moved to `<data-dir>/quarantine/` and every index entry naming
 /// it is dropped, so the next request fetches and verifies it again.
 pub async fn verify(
-    store: &EmbeddedStore,
+    store: &dyn Store,
     out: &mut (dyn Write + Send),
 ) -> Result<VerifyReport, AdminError> {
     let mut by_digest: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
@@ -242,32 +245,26 @@ pub async fn verify(
         report.entries += 1;
         by_digest.entry(e.digest.clone()).or_default().push(e);
     }
-    let quarantine = store.root().join("quarantine");
     for (digest, es) in &by_digest {
         report.blobs += 1;
-        let verdict = match store.blob_path(digest) {
-            Ok(path) => {
-                let (p, d, list) = (path.clone(), digest.clone(), es.clone());
-                tokio::task::spawn_blocking(move || check_blob(&p, &d, &list))
+        let verdict = match store.stage_blob(digest).await {
+            Ok(Some(staged)) => {
+                let (d, list) = (digest.clone(), es.clone());
+                tokio::task::spawn_blocking(move || check_blob(&staged.path, &d, &list))
                     .await
                     .map_err(|e| AdminError::Start(e.to_string()))?
-                    .map(|()| path.clone())
-                    .map_err(|r| (Some(path), r))
+                    .map_err(|r| (true, r))
             }
-            Err(e) => Err((None, e.to_string())),
+            Ok(None) => Err((false, "the blob is missing".to_string())),
+            Err(e) => Err((false, e.to_string())),
         };
-        let (path, reason) = match verdict {
-            Ok(_) => continue,
+        let (present, reason) = match verdict {
+            Ok(()) => continue,
             Err(x) => x,
         };
-        let moved = match path.filter(|p| p.exists()) {
-            Some(p) => {
-                std::fs::create_dir_all(&quarantine)?;
-                let dest = quarantine.join(format!("{digest}.{}", now_secs()));
-                std::fs::rename(&p, &dest)?;
-                format!("; blob moved to {}", dest.display())
-            }
-            None => String::new(),
+        let moved = match present {
+            true => format!("; {}", store.quarantine_blob(digest, &reason).await?),
+            false => String::new(),
         };
         for e in es {
             let line = format!("{}@{} {}: {reason}", e.module, e.version, e.kind);
@@ -301,7 +298,7 @@ pub async fn verify(
 /// lookup) of a module or one version, and deletes blobs no other entry uses.
 /// The next request fetches and verifies them again. Returns entries removed.
 pub async fn rm(
-    store: &EmbeddedStore,
+    store: &dyn Store,
     target: &str,
     out: &mut (dyn Write + Send),
 ) -> Result<usize, AdminError> {
@@ -342,10 +339,8 @@ pub async fn rm(
         .map(|e| e.digest)
         .collect();
     for d in doomed.iter().map(|e| &e.digest).collect::<BTreeSet<_>>() {
-        if !still.contains(d)
-            && let Ok(p) = store.blob_path(d)
-        {
-            let _ = std::fs::remove_file(p);
+        if !still.contains(d) {
+            store.delete_blob(d).await?;
         }
     }
     if doomed.is_empty() {

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::module::pattern::match_prefix_patterns;
 use crate::protocol::{Kind, ModVersion};
 use crate::routes::Authority;
-use crate::store::{EmbeddedStore, Entry, Store};
+use crate::store::{Entry, Store};
 use crate::upstream::Upstream;
 
 /// What the check found.
@@ -42,7 +42,7 @@ pub struct Options<'a> {
 /// syntax; none: all) from `origin` (GOPROXY syntax; `direct` runs the go command)
 /// and compares its h1 with the recorded one.
 pub async fn check(
-    store: &EmbeddedStore,
+    store: &dyn Store,
     data_dir: &Path,
     trail: Option<&Trail>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -164,7 +164,7 @@ pub fn start(
             let trail = admin.audit.as_ref().map(|a| a.trail().clone());
             // Each finding is logged by `check`; the printed report is not kept.
             let r = check(
-                &admin.store,
+                &*admin.store,
                 &admin.data_dir,
                 trail.as_ref(),
                 admin.metrics.clone(),
@@ -187,7 +187,7 @@ pub fn start(
 
 /// The h1 of `kind` of `mv` as the origin serves it now (zips under the module-zip rules).
 async fn fetch_h1(
-    store: &EmbeddedStore,
+    store: &dyn Store,
     up: &Upstream,
     admission: &crate::limits::Admission,
     cfg: &Config,
@@ -202,7 +202,8 @@ async fn fetch_h1(
             .map_err(|e| e.to_string())?;
         return Ok(crate::modzip::hash_go_mod(&data));
     }
-    let (path, mut file) = store.spool_file().await.map_err(|e| e.to_string())?;
+    let (spool, mut file) = store.spool().await.map_err(|e| e.to_string())?;
+    let path = spool.path.clone();
     let mut charge = admission.spool_charge();
     let r = up
         .download(

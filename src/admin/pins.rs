@@ -9,23 +9,14 @@ use super::cache::AdminError;
 use crate::module::pattern::match_prefix_patterns;
 use crate::pipeline::Pin;
 use crate::protocol::{Kind, ModVersion};
-use crate::store::{EmbeddedStore, Meta, Store, artifact_key};
+use crate::store::{Meta, Store, artifact_key};
 
 /// Every pin whose module matches `pattern` (GOPRIVATE syntax; none: all), in key order.
-pub fn list(store: &EmbeddedStore, pattern: Option<&str>) -> Result<Vec<Pin>, AdminError> {
-    let tree = store
-        .index_db()
-        .open_tree(Meta::Pin.tree_name())
-        .map_err(|e| AdminError::Usage(format!("reading pins: {e}")))?;
+pub async fn list(store: &dyn Store, pattern: Option<&str>) -> Result<Vec<Pin>, AdminError> {
     let mut pins = Vec::new();
-    for item in tree.iter() {
-        let (key, value) = item.map_err(|e| AdminError::Usage(format!("reading pins: {e}")))?;
-        let pin: Pin = serde_json::from_slice(&value).map_err(|e| {
-            AdminError::Usage(format!(
-                "pin {} is unreadable: {e}",
-                String::from_utf8_lossy(&key)
-            ))
-        })?;
+    for (key, value) in store.meta_scan(Meta::Pin, "").await? {
+        let pin: Pin = serde_json::from_slice(&value)
+            .map_err(|e| AdminError::Usage(format!("pin {key} is unreadable: {e}")))?;
         if pattern.is_none_or(|p| match_prefix_patterns(p, &pin.module)) {
             pins.push(pin);
         }
@@ -34,12 +25,12 @@ pub fn list(store: &EmbeddedStore, pattern: Option<&str>) -> Result<Vec<Pin>, Ad
 }
 
 /// `pins ls`: one line per pinned artifact.
-pub fn ls(
-    store: &EmbeddedStore,
+pub async fn ls(
+    store: &dyn Store,
     pattern: Option<&str>,
     out: &mut (dyn Write + Send),
 ) -> Result<(), AdminError> {
-    let pins = list(store, pattern)?;
+    let pins = list(store, pattern).await?;
     if pins.is_empty() {
         writeln!(out, "no pins")?;
     }
@@ -60,7 +51,7 @@ pub fn ls(
 /// `pins rm`: removes the `.mod` and `.zip` pins of one version. Returns the
 /// audit reason to record (the caller writes it to the trail), and prints what went.
 pub async fn rm(
-    store: &EmbeddedStore,
+    store: &dyn Store,
     target: &str,
     reason: &str,
     out: &mut (dyn Write + Send),

@@ -1,18 +1,18 @@
 //! `modgate trust show|reset`: inspect and, after a fork, reset the trust state of a data dir.
 //!
-//! Both work on the sled index directly, and only while no server holds the
-//! data dir: sled takes an exclusive lock on its database file, so while
-//! `modgate serve` runs, opening fails and the command refuses (it never
-//! waits, and never touches anything). Opening the [`EmbeddedStore`] is
-//! avoided on purpose: it cleans up spool files, which belong to a server.
-//!
-//! [`EmbeddedStore`]: crate::store::EmbeddedStore
+//! Both work through the [`Store`] trait. `show` runs beside a server (over
+//! the admin socket, on the server's open store); `reset` of an embedded
+//! store only while no server holds the data dir: sled takes an exclusive
+//! lock on its database file, so while `modgate serve` runs, opening fails
+//! and the command refuses (it never waits, and never touches anything).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::store::Meta;
+use std::sync::Arc;
+
+use crate::store::{EmbeddedStore, Meta, Store, StoreError};
 use crate::sumdb::client::{ForkMarker, fork_file, latest_file};
 use crate::sumdb::heads::{HeadHistory, heads_file};
 use crate::sumdb::tlog::{Tree, parse_tree};
@@ -30,7 +30,7 @@ pub enum TrustAdminError {
     Locked(PathBuf),
     #[error("no modgate data in {} (no index directory there)", .0.display())]
     NoData(PathBuf),
-    #[error("index of {}: {msg}", .dir.display())]
+    #[error("trust state in {}: {msg}", .dir.display())]
     Index { dir: PathBuf, msg: String },
 }
 
@@ -64,7 +64,8 @@ pub struct ResetReport {
     pub cleared_tiles: usize,
 }
 
-fn open(data_dir: &Path) -> Result<sled::Db, TrustAdminError> {
+/// Opens the store of a data dir no server holds.
+pub fn open(data_dir: &Path) -> Result<Arc<dyn Store>, TrustAdminError> {
     let index = data_dir.join("index");
     if !index.is_dir() {
         return Err(TrustAdminError::NoData(data_dir.to_owned()));
@@ -73,18 +74,17 @@ fn open(data_dir: &Path) -> Result<sled::Db, TrustAdminError> {
     if super::lock::held(&index) {
         return Err(TrustAdminError::Locked(data_dir.to_owned()));
     }
-    sled::Config::new()
-        .path(&index)
-        .open()
-        .map_err(|e| TrustAdminError::Index {
-            dir: data_dir.to_owned(),
-            msg: e.to_string(),
-        })
+    let store = EmbeddedStore::open(data_dir).map_err(|e| TrustAdminError::Index {
+        dir: data_dir.to_owned(),
+        msg: e.to_string(),
+    })?;
+    Ok(Arc::new(store))
 }
 
-fn index_err(data_dir: &Path) -> impl Fn(sled::Error) -> TrustAdminError + '_ {
+fn store_err(store: &dyn Store) -> impl Fn(StoreError) -> TrustAdminError {
+    let dir = PathBuf::from(store.describe());
     move |e| TrustAdminError::Index {
-        dir: data_dir.to_owned(),
+        dir: dir.clone(),
         msg: e.to_string(),
     }
 }
@@ -106,24 +106,17 @@ fn note_tree(note: &[u8]) -> Option<Tree> {
     parse_tree(&note[..text_end]).ok()
 }
 
-/// The trust state of every database in `data_dir` (or only `only`).
-pub fn show(data_dir: &Path, only: Option<&str>) -> Result<Vec<SumdbTrust>, TrustAdminError> {
-    show_in(&open(data_dir)?, data_dir, only)
-}
-
-/// [`show`] on an index already open (a running server's, through the admin API).
-pub fn show_in(
-    db: &sled::Db,
+/// The trust state of every database in `store` (or only `only`); evidence
+/// directories are looked for under `data_dir`.
+pub async fn show_store(
+    store: &dyn Store,
     data_dir: &Path,
     only: Option<&str>,
 ) -> Result<Vec<SumdbTrust>, TrustAdminError> {
-    let err = index_err(data_dir);
-    let trust = db.open_tree(Meta::Trust.tree_name()).map_err(&err)?;
-    let tiles = db.open_tree(Meta::Tile.tree_name()).map_err(&err)?;
+    let err = store_err(store);
     let mut names = BTreeSet::new();
-    for item in trust.iter() {
-        let (k, _) = item.map_err(&err)?;
-        if let Some((name, _)) = String::from_utf8_lossy(&k).rsplit_once('/') {
+    for (k, _) in store.meta_scan(Meta::Trust, "").await.map_err(&err)? {
+        if let Some((name, _)) = k.rsplit_once('/') {
             names.insert(name.to_string());
         }
     }
@@ -133,15 +126,20 @@ pub fn show_in(
     }
     let mut out = Vec::new();
     for name in names {
-        let note = trust.get(latest_file(&name)).map_err(&err)?;
-        let fork = trust.get(fork_file(&name)).map_err(&err)?;
-        let heads = trust.get(heads_file(&name)).map_err(&err)?;
+        let (note, fork, heads) = (latest_file(&name), fork_file(&name), heads_file(&name));
+        let note = store.meta_get(Meta::Trust, &note).await.map_err(&err)?;
+        let fork = store.meta_get(Meta::Trust, &fork).await.map_err(&err)?;
+        let heads = store.meta_get(Meta::Trust, &heads).await.map_err(&err)?;
+        let cached_tiles = store
+            .meta_count(Meta::Tile, &format!("{name}/"))
+            .await
+            .map_err(&err)?;
         out.push(SumdbTrust {
             tree: note.as_deref().and_then(note_tree),
             note: note.map(|n| String::from_utf8_lossy(&n).into_owned()),
             fork: fork.map(|f| ForkMarker::parse(&f)),
             evidence: evidence_dirs(data_dir, &name),
-            cached_tiles: tiles.scan_prefix(format!("{name}/")).count(),
+            cached_tiles,
             heads: heads
                 .and_then(|h| HeadHistory::decode(&h).ok())
                 .unwrap_or_default(),
@@ -149,6 +147,34 @@ pub fn show_in(
         });
     }
     Ok(out)
+}
+
+/// [`show_store`] on a data dir no server holds (blocking).
+pub fn show(data_dir: &Path, only: Option<&str>) -> Result<Vec<SumdbTrust>, TrustAdminError> {
+    let store = open(data_dir)?;
+    block_on(show_store(&*store, data_dir, only))
+}
+
+/// [`reset_store`] on a data dir no server holds (blocking).
+pub fn reset(data_dir: &Path, name: &str) -> Result<ResetReport, TrustAdminError> {
+    let store = open(data_dir)?;
+    block_on(reset_store(&*store, name))
+}
+
+/// Runs `f` to completion on a runtime of its own, on a thread of its own
+/// (so this works whether or not the caller is inside a runtime).
+fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(f))
+        })
+        .join()
+    })
+    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    .unwrap_or_else(|e| panic!("starting a runtime for a trust command: {e}"))
 }
 
 fn rfc3339(secs: u64) -> String {
@@ -232,26 +258,37 @@ pub fn render(states: &[SumdbTrust]) -> String {
 /// database `name`, so the next verification trusts its current head afresh
 /// (see the `trust reset` help in `main.rs` for why all three go). Evidence
 /// directories and verified artifacts and lookups are kept.
-pub fn reset(data_dir: &Path, name: &str) -> Result<ResetReport, TrustAdminError> {
+pub async fn reset_store(store: &dyn Store, name: &str) -> Result<ResetReport, TrustAdminError> {
     let name = sumdb_name(name);
-    let db = open(data_dir)?;
-    let err = index_err(data_dir);
-    let trust = db.open_tree(Meta::Trust.tree_name()).map_err(&err)?;
-    let tiles = db.open_tree(Meta::Tile.tree_name()).map_err(&err)?;
-    let cleared_fork = trust.remove(fork_file(name)).map_err(&err)?.is_some();
-    let cleared_tree = trust
-        .remove(latest_file(name))
+    let err = store_err(store);
+    let cleared_fork = store
+        .meta_get(Meta::Trust, &fork_file(name))
+        .await
+        .map_err(&err)?
+        .is_some();
+    let cleared_tree = store
+        .meta_get(Meta::Trust, &latest_file(name))
+        .await
         .map_err(&err)?
         .and_then(|n| note_tree(&n));
-    let keys: Vec<sled::IVec> = tiles
-        .scan_prefix(format!("{name}/"))
-        .keys()
-        .collect::<Result<_, _>>()
+    // The trusted head goes before the fork marker: a replica that sees the
+    // marker gone must not find the forked head still trusted.
+    store
+        .meta_remove(Meta::Trust, &latest_file(name))
+        .await
         .map_err(&err)?;
-    for k in &keys {
-        tiles.remove(k).map_err(&err)?;
+    store
+        .meta_remove(Meta::Trust, &fork_file(name))
+        .await
+        .map_err(&err)?;
+    let keys = store
+        .meta_scan(Meta::Tile, &format!("{name}/"))
+        .await
+        .map_err(&err)?;
+    for (k, _) in &keys {
+        store.meta_remove(Meta::Tile, k).await.map_err(&err)?;
     }
-    db.flush().map_err(&err)?;
+    store.flush().await.map_err(&err)?;
     tracing::warn!(target: "modgate::security", sumdb = name, cleared_fork,
         cleared_tree_size = cleared_tree.map(|t| t.n), cleared_tiles = keys.len(),
         "trust reset by operator: the next verification trusts the database's current head");

@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::AppState;
-use crate::store::{Meta, Spool, Store};
+use crate::store::{Meta, Store};
 
 /// `/healthz`: the process is up and serving HTTP. Nothing else is checked,
 /// so a liveness probe never restarts modgate for a full disk or an unreachable upstream.
@@ -79,12 +79,11 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 /// and a key in the index: the two writes every verified miss needs.
 async fn store_writable(store: &dyn Store) -> Result<(), String> {
     const PROBE: &[u8] = b"modgate readiness probe\n";
-    let (path, mut file) = store
-        .spool_file()
+    // The guard deletes the probe file however this returns.
+    let (guard, mut file) = store
+        .spool()
         .await
         .map_err(|e| format!("cannot create a spool file: {e}"))?;
-    // The guard deletes the probe file however this returns.
-    let guard = Spool::new(path, String::new(), 0);
     async {
         file.write_all(PROBE).await?;
         file.sync_all().await

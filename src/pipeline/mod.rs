@@ -33,7 +33,7 @@ use crate::module::semver;
 use crate::modzip;
 use crate::protocol::{Kind, ModVersion};
 use crate::routes::Authority;
-use crate::store::{Blob, Entry, Spool, Store, StoreError, Verification, artifact_key};
+use crate::store::{Blob, Entry, Store, StoreError, Verification, artifact_key};
 use crate::sumdb::client::Client;
 
 mod authority;
@@ -284,7 +284,7 @@ impl Pipeline {
         self.evictor.served(mv.path(), mv.version());
         if self.evictor.enabled() {
             self.evictor
-                .after_commit(self.store.clone(), self.metrics().clone());
+                .after_commit(self.store.clone().evictable(), self.metrics().clone());
         }
         Ok((entry, Cache::Miss))
     }
@@ -334,8 +334,7 @@ impl Pipeline {
         let route = self.route(mv.path())?;
 
         // Stream to a spool file; the Spool guard deletes it on any early return.
-        let (path, mut file) = self.store.spool_file().await?;
-        let mut spool = Spool::new(path, String::new(), 0);
+        let (mut spool, mut file) = self.store.spool().await?;
         // Held until the spool file is committed or removed (this function's end).
         let mut charge = self.admission.spool_charge();
         let size = route

@@ -34,7 +34,9 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::{Blob, BlobBody, Entry, Meta, Spool, Store, StoreError, StoreResult, artifact_key};
+use super::{
+    Blob, BlobBody, Entry, Meta, Spool, Staged, Store, StoreError, StoreResult, artifact_key,
+};
 use crate::protocol::{Kind, ModVersion};
 
 pub struct EmbeddedStore {
@@ -440,11 +442,6 @@ impl EmbeddedStore {
         &self.root
     }
 
-    /// The sled index (for admin commands a running server answers, e.g. `trust show`).
-    pub fn index_db(&self) -> &sled::Db {
-        &self.db
-    }
-
     pub fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
         // Digests come from our own hashing, but the index could be damaged:
         // never build a path from anything but 64 lower-case hex digits.
@@ -477,7 +474,7 @@ impl EmbeddedStore {
         let value = serde_json::to_vec(entry).map_err(|e| StoreError::Index(e.to_string()))?;
         let key = artifact_key(&mv, kind);
         self.write_index(&key, IndexWrite::Put(value)).await?;
-        self.flush().await?;
+        self.flush_index().await?;
         Ok(())
     }
 
@@ -525,7 +522,7 @@ impl EmbeddedStore {
     /// callers waiting forever (spacejam/sled#1308, fixed only after that
     /// release; it hung 200 concurrent misses here), so its blocking `flush`
     /// runs on the blocking pool instead.
-    async fn flush(&self) -> StoreResult<()> {
+    async fn flush_index(&self) -> StoreResult<()> {
         let db = self.db.clone();
         blocking(move || db.flush()).await?.map_err(index_err)?;
         Ok(())
@@ -585,7 +582,7 @@ impl EmbeddedStore {
                 // Only if unchanged: a concurrent re-fetch may have replaced it.
                 self.write_index(&key, IndexWrite::RemoveIf(cur.to_vec()))
                     .await?;
-                self.flush().await?;
+                self.flush_index().await?;
             }
         }
         tracing::error!(target: "modgate::security", module = %entry.module, version = %entry.version,
@@ -597,7 +594,7 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn spool_file(&self) -> StoreResult<(PathBuf, tokio::fs::File)> {
+    async fn spool(&self) -> StoreResult<(Spool, tokio::fs::File)> {
         let name = format!("{}-{:016x}.part", std::process::id(), rand_u64());
         let path = self.root.join("tmp").join(name);
         // Cancel-safe: the file is created on the blocking pool together with
@@ -616,7 +613,10 @@ impl Store for EmbeddedStore {
         .map_err(|e| StoreError::Index(format!("spool create task: {e}")))?
         .map_err(io_err(&path))?;
         guard.mark_committed();
-        Ok((path, tokio::fs::File::from_std(file)))
+        Ok((
+            Spool::new(path, String::new(), 0),
+            tokio::fs::File::from_std(file),
+        ))
     }
 
     async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>> {
@@ -706,8 +706,10 @@ impl Store for EmbeddedStore {
                 reason: format!("bytes to commit hash to {digest}"),
             });
         }
-        let (path, mut file) = self.spool_file().await?;
-        let spool = Spool::new(path.clone(), entry.digest.clone(), data.len() as u64);
+        let (mut spool, mut file) = self.spool().await?;
+        let path = spool.path.clone();
+        spool.digest = entry.digest.clone();
+        spool.size = data.len() as u64;
         file.write_all(data).await.map_err(io_err(&path))?;
         file.sync_all().await.map_err(io_err(&path))?;
         drop(file);
@@ -723,7 +725,7 @@ impl Store for EmbeddedStore {
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
         let key = artifact_key(mv, kind);
         let old = self.write_index(&key, IndexWrite::Remove).await?;
-        self.flush().await?;
+        self.flush_index().await?;
         Ok(old.is_some())
     }
 
@@ -776,7 +778,7 @@ impl Store for EmbeddedStore {
         blocking(move || tree.insert(key, value))
             .await?
             .map_err(index_err)?;
-        self.flush().await?;
+        self.flush_index().await?;
         Ok(())
     }
 
@@ -793,7 +795,7 @@ impl Store for EmbeddedStore {
             .await?
             .map_err(index_err)?
             .map_err(|_| StoreError::Conflict(key.to_string()))?;
-        self.flush().await?;
+        self.flush_index().await?;
         Ok(())
     }
 
@@ -802,8 +804,61 @@ impl Store for EmbeddedStore {
         blocking(move || tree.remove(key))
             .await?
             .map_err(index_err)?;
-        self.flush().await?;
+        self.flush_index().await?;
         Ok(())
+    }
+    async fn meta_scan(&self, ns: Meta, prefix: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let (tree, prefix) = (self.tree(ns)?, prefix.to_string());
+        blocking(move || {
+            tree.scan_prefix(prefix.as_bytes())
+                .map(|kv| {
+                    let (k, v) = kv.map_err(index_err)?;
+                    Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+                })
+                .collect()
+        })
+        .await?
+    }
+
+    async fn meta_count(&self, ns: Meta, prefix: &str) -> StoreResult<usize> {
+        let (tree, prefix) = (self.tree(ns)?, prefix.to_string());
+        blocking(move || Ok(tree.scan_prefix(prefix.as_bytes()).keys().count())).await?
+    }
+
+    async fn stage_blob(&self, digest: &str) -> StoreResult<Option<Staged>> {
+        let path = self.blob_path(digest)?;
+        Ok(path.exists().then(|| Staged::in_place(path)))
+    }
+
+    async fn quarantine_blob(&self, digest: &str, _reason: &str) -> StoreResult<String> {
+        let path = self.blob_path(digest)?;
+        self.small.remove(digest);
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest);
+        let qdir = self.root.join("quarantine");
+        tokio::fs::create_dir_all(&qdir)
+            .await
+            .map_err(io_err(&qdir))?;
+        let dest = qdir.join(format!("{digest}.{}", super::now_secs()));
+        match tokio::fs::rename(&path, &dest).await {
+            Ok(()) => Ok(format!("blob moved to {}", dest.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("blob was missing".into()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.flush_index().await
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded store in {}", self.root.display())
+    }
+
+    fn evictable(self: Arc<Self>) -> Arc<dyn Store> {
+        self
     }
 }
 

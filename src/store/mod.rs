@@ -55,7 +55,9 @@ pub struct Entry {
     pub verification: Verification,
 }
 
-/// A blob written to a temporary file inside the store, not yet committed.
+/// A local staging file a download is streamed into, not yet committed:
+/// every backend stages on local disk first (so the bytes can be checked
+/// before anything is published), and `commit` installs or uploads it.
 /// Dropping it deletes the file, so an unverified spool never lingers.
 #[derive(Debug)]
 pub struct Spool {
@@ -203,12 +205,40 @@ impl Meta {
     }
 }
 
+/// A blob copied or found on local disk for re-checking (`cache verify`);
+/// a staged copy is deleted when this is dropped.
+pub struct Staged {
+    pub path: PathBuf,
+    /// The staging file's guard, when the blob had to be copied here.
+    _spool: Option<Spool>,
+}
+
+impl Staged {
+    /// A blob that already lives at `path` (nothing to delete afterwards).
+    pub fn in_place(path: PathBuf) -> Staged {
+        Staged { path, _spool: None }
+    }
+
+    /// A blob copied into `spool` (deleted when this is dropped).
+    pub fn copied(spool: Spool) -> Staged {
+        Staged {
+            path: spool.path.clone(),
+            _spool: Some(spool),
+        }
+    }
+}
+
 /// The storage backend. Implementations must make `commit` atomic: after a
 /// crash either the whole verified blob and its entry exist, or neither does.
+///
+/// The trait speaks in typed keys, entries and streams; only the local
+/// staging of downloads ([`Spool`], [`Staged`]) is a file, because every
+/// backend checks bytes on local disk before publishing or serving them.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Creates an empty spool file to stream a download into.
-    async fn spool_file(&self) -> StoreResult<(PathBuf, tokio::fs::File)>;
+    /// Creates an empty local spool to stream a download into; the returned
+    /// [`Spool`] guard deletes the file unless it is committed.
+    async fn spool(&self) -> StoreResult<(Spool, tokio::fs::File)>;
 
     /// The index entry of an artifact, if stored.
     async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>>;
@@ -249,6 +279,27 @@ pub trait Store: Send + Sync {
         new: &[u8],
     ) -> StoreResult<()>;
     async fn meta_remove(&self, ns: Meta, key: &str) -> StoreResult<()>;
+    /// Every key of `ns` starting with `prefix`, with its value, in key order.
+    async fn meta_scan(&self, ns: Meta, prefix: &str) -> StoreResult<Vec<(String, Vec<u8>)>>;
+    /// How many keys of `ns` start with `prefix`.
+    async fn meta_count(&self, ns: Meta, prefix: &str) -> StoreResult<usize>;
+
+    /// The stored bytes of blob `digest` on local disk, *unchecked*, for a
+    /// re-check (`cache verify`); `None` if the blob is missing.
+    async fn stage_blob(&self, digest: &str) -> StoreResult<Option<Staged>>;
+    /// Moves a blob that failed a re-check out of service (kept for
+    /// inspection where the backend can); says where it went.
+    async fn quarantine_blob(&self, digest: &str, reason: &str) -> StoreResult<String>;
+
+    /// Makes every write so far durable (the readiness probe's write check).
+    async fn flush(&self) -> StoreResult<()>;
+
+    /// Where the data lives, for messages (`embedded store in /var/lib/modgate`).
+    fn describe(&self) -> String;
+
+    /// The part of the store that eviction (`[store] max_bytes`) bounds: the
+    /// whole store when it is local, a replica's local tier when it is shared.
+    fn evictable(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn Store>;
 }
 
 /// The index key of an artifact: `<module>@<version>/<kind>`. Module paths
