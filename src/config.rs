@@ -41,6 +41,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
+    #[serde(deserialize_with = "store_config")]
     pub store: StoreConfig,
     /// The supply-chain policy file (`gate::policy`); none: verification alone decides.
     pub policy: Option<PathBuf>,
@@ -70,13 +71,74 @@ pub struct UpstreamAuth {
     pub password_file: Option<PathBuf>,
 }
 
-/// The store's size cap (see [`crate::evict`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Where artifacts are kept and how much of them (see [`crate::store`],
+/// [`crate::evict`]). Written as a table, or as `store = "s3://…"` for the
+/// location alone.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// `embedded` (sled and files in the data dir, the default) or
+    /// `s3://BUCKET[/PREFIX]` (replicas sharing a bucket; endpoint and
+    /// credentials from the AWS environment).
+    pub location: String,
     /// Bytes of artifacts kept; past it the versions served least recently
     /// are evicted (and fetched and verified again on demand). 0: no cap.
+    /// (Embedded store only; a bucket replica's local tier has `local_max_bytes`.)
     pub max_bytes: u64,
+    /// With a bucket: bytes of this replica's local tier (recently served,
+    /// verified copies); past it the least recently served are dropped from
+    /// it (the bucket keeps them). 0: no cap.
+    pub local_max_bytes: u64,
+    /// With a bucket: the longest one bucket call may wait (a stalled bucket
+    /// then costs a miss a 504, not a hang).
+    pub timeout_secs: u64,
+    /// With a bucket: seconds between re-reads of the shared trust state,
+    /// so a fork marker another replica wrote stops this one.
+    pub poll_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            location: String::new(),
+            max_bytes: 0,
+            local_max_bytes: 10 << 30,
+            timeout_secs: 10,
+            poll_secs: 2,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The parsed location.
+    pub fn location(&self) -> Result<crate::store::Location, String> {
+        self.location.parse()
+    }
+
+    /// The cap eviction enforces: the store's, or a replica's local tier's.
+    pub fn evict_cap(&self) -> u64 {
+        match self.location() {
+            Ok(crate::store::Location::S3 { .. }) => self.local_max_bytes,
+            _ => self.max_bytes,
+        }
+    }
+}
+
+/// `store = "s3://…"` or a `[store]` table.
+fn store_config<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StoreConfig, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Location(String),
+        Table(StoreConfig),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Location(location) => StoreConfig {
+            location,
+            ..StoreConfig::default()
+        },
+        Either::Table(t) => t,
+    })
 }
 
 /// Watching the checksum database's head (which dates new records, see

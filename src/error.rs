@@ -52,6 +52,9 @@ pub enum Error {
     /// The store failed (read-only, corrupt index, I/O error).
     #[error("storage error: {0}")]
     Storage(String),
+    /// The shared store (a bucket) failed or is unreachable: 503.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
     /// The store is out of space (ENOSPC, EDQUOT): 507, and nothing partial kept.
     #[error("insufficient storage: {0}")]
     InsufficientStorage(String),
@@ -76,7 +79,9 @@ impl Error {
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Overloaded { .. } | Error::StorageUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -107,6 +112,10 @@ impl From<crate::store::StoreError> for Error {
             crate::store::StoreError::Io { source, .. } => {
                 Error::storage(source.kind(), e.to_string())
             }
+            crate::store::StoreError::Shared {
+                timed_out: true, ..
+            } => Error::Timeout(e.to_string()),
+            crate::store::StoreError::Shared { .. } => Error::StorageUnavailable(e.to_string()),
             _ => Error::Storage(e.to_string()),
         }
     }

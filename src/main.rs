@@ -233,9 +233,23 @@ struct DataDirArgs {
     /// The data dir of the modgate server [default: ./modgate-data].
     #[arg(long, env = "MODGATE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The store the server uses, when not the embedded one in the data dir:
+    /// `s3://BUCKET[/PREFIX]` (endpoint and credentials from the AWS environment).
+    #[arg(long, env = "MODGATE_STORE", value_name = "URL")]
+    store: Option<String>,
 }
 
 impl DataDirArgs {
+    /// The store location: flag > env > config file > embedded.
+    fn location(&self) -> Result<modgate::store::Location, Box<dyn std::error::Error>> {
+        let text = match (&self.store, &self.config) {
+            (Some(s), _) => s.clone(),
+            (None, Some(p)) => Config::from_file(p)?.store.location,
+            (None, None) => String::new(),
+        };
+        Ok(text.parse()?)
+    }
+
     fn resolve(&self) -> Result<PathBuf, Box<dyn std::error::Error>> {
         if let Some(d) = &self.data_dir {
             return Ok(d.clone());
@@ -322,8 +336,24 @@ async fn run_admin(
         }
         None => {
             let data_dir = dir.resolve()?;
+            let location = dir.location()?;
             match modgate::admin::socket::ask(&data_dir, &req).await {
                 Ok(Some(a)) => a,
+                Ok(None) if location != modgate::store::Location::Embedded => {
+                    // No replica here: work on the bucket itself, with a
+                    // scratch local tier (what it stages is thrown away).
+                    let scratch = tempfile::tempdir()?;
+                    let timeout =
+                        std::time::Duration::from_secs(Config::default().store.timeout_secs);
+                    let store = modgate::store::open(&location, scratch.path(), 16 << 20, timeout)?;
+                    let mut out = std::io::stdout();
+                    return Ok(modgate::admin::api::execute(
+                        Backend::Bucket(&data_dir, store),
+                        req,
+                        &mut out,
+                    )
+                    .await?);
+                }
                 Ok(None) => {
                     // No server: run it here, printing as it goes.
                     let mut out = std::io::stdout();
@@ -421,6 +451,11 @@ struct ServeArgs {
     /// Supply-chain policy file (deny/allow rules, advisories); reloaded on SIGHUP and change.
     #[arg(long, env = "MODGATE_POLICY", value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Where artifacts are kept: `embedded` (the data dir) or `s3://BUCKET[/PREFIX]`,
+    /// shared by replicas (endpoint and credentials from the AWS environment)
+    /// [default: embedded].
+    #[arg(long, env = "MODGATE_STORE", value_name = "URL")]
+    store: Option<String>,
 }
 
 impl ServeArgs {
@@ -463,6 +498,10 @@ impl ServeArgs {
         if let Some(v) = &self.policy {
             c.policy = Some(v.clone());
         }
+        if let Some(v) = &self.store {
+            c.store.location = v.clone();
+        }
+        c.store.location()?;
         Ok(c)
     }
 }

@@ -40,6 +40,9 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Times a load limit bit, by limit (see [`crate::limits`]).
     pub limit_hits: IntCounterVec,
+    /// Copies read from a shared bucket on a local miss, by outcome:
+    /// `adopted` (verified, no upstream fetch) or `rejected` (failed a check).
+    pub shared_reads: IntCounterVec,
     /// Supply-chain gate verdicts on served artifacts, by outcome (`refuse`,
     /// `warn`, `excepted`; `allow` is not counted, it is every other request)
     /// and finding kind (`deny`, `malicious`, `vulnerability`, `cooldown`, `typosquat`, `allow`).
@@ -183,6 +186,12 @@ impl Metrics {
                 "Times a load limit bit (a miss queued or refused 503, a connection kept waiting), by limit.",
                 &["limit"],
             ),
+            shared_reads: counter(
+                &r,
+                "modgate_shared_reads_total",
+                "Copies another replica published, read on a local miss, by outcome (adopted after verification, or rejected).",
+                &["outcome"],
+            ),
             gate_verdicts: counter(
                 &r,
                 "modgate_gate_verdicts_total",
@@ -292,6 +301,11 @@ impl Metrics {
         self.verifications
             .with_label_values(&[outcome, reason])
             .inc();
+    }
+
+    /// A copy read from the shared bucket was adopted or rejected.
+    pub fn shared_read(&self, outcome: &str) {
+        self.shared_reads.with_label_values(&[outcome]).inc();
     }
 
     /// A load limit bit.

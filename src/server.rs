@@ -17,7 +17,7 @@ use tokio_io_timeout::TimeoutStream;
 use crate::config::Config;
 use crate::http::{AppState, ClientAddr, app};
 use crate::pipeline::Pipeline;
-use crate::store::{EmbeddedStore, Store};
+
 use crate::sumdb::client::Client;
 use crate::trust::SumdbOps;
 use crate::upstream::Upstream;
@@ -41,6 +41,10 @@ pub enum StartError {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("[store] location: {0}")]
+    Location(String),
+    #[error("store: {0}")]
+    StoreCheck(crate::store::StoreError),
     #[error("[auth]: {0}")]
     Auth(String),
     #[error("TLS: {0}")]
@@ -60,15 +64,17 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let upstream = Upstream::with_metrics(&cfg, metrics.clone())?;
     let routes = crate::routes::Routes::new(&cfg, upstream.clone())?;
-    let embedded = Arc::new(
-        EmbeddedStore::open_with_memory(&cfg.data_dir, cfg.cache.memory_mib << 20).map_err(
-            |source| StartError::Store {
-                path: cfg.data_dir.clone(),
-                source,
-            },
-        )?,
-    );
-    let store: Arc<dyn Store> = embedded;
+    let location = cfg.store.location().map_err(StartError::Location)?;
+    let store = crate::store::open(
+        &location,
+        &cfg.data_dir,
+        cfg.cache.memory_mib << 20,
+        Duration::from_secs(cfg.store.timeout_secs.max(1)),
+    )
+    .map_err(|source| StartError::Store {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
     let ops = SumdbOps {
         name: spec.name.clone(),
         base_url: spec.url.clone(),
@@ -124,6 +130,15 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
     })
 }
 
+/// Aborts a background task when dropped (when `run` returns).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Binds the configured address.
 pub async fn bind(addr: &str) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
@@ -159,7 +174,28 @@ pub async fn run(
     // Restore the persisted trust state (and a recorded fork, which keeps
     // refusing) before the first request, so readiness reports it at once.
     // A failure here is retried lazily by the first verification.
+    // A bucket that does not enforce conditional writes could let replicas
+    // overwrite each other's trusted head: refuse to start on it.
+    let store = state.pipeline.store().clone();
+    store
+        .startup_check()
+        .await
+        .map_err(StartError::StoreCheck)?;
     let sumdb = state.pipeline.sumdb();
+    // Replicas share the trust state: re-read it every `poll_secs`, so a
+    // fork one of them proves stops this one within seconds.
+    let _trust_poll = store.is_shared().then(|| {
+        let (client, every) = (sumdb.clone(), state.pipeline.config().store.poll_secs.max(1));
+        AbortOnDrop(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(every));
+            loop {
+                tick.tick().await;
+                if let Err(e) = client.resync().await {
+                    tracing::warn!(sumdb = client.name(), error = %e, "re-reading the shared trust state");
+                }
+            }
+        }))
+    });
     if let Err(e) = sumdb.load().await {
         tracing::error!(sumdb = sumdb.name(), error = %e, "loading checksum database trust state");
     }

@@ -199,6 +199,9 @@ pub enum Backend<'a> {
     Server(&'a Admin),
     /// On a data dir no server holds (the CLI, as before the socket existed).
     Dir(&'a Path),
+    /// On a shared bucket the CLI opened (`--store s3://…`), with a local data
+    /// dir for what is not shared (the audit trail, evidence).
+    Bucket(&'a Path, Arc<dyn Store>),
 }
 
 /// Runs `req`, writing what it prints to `out`; `Ok(false)`: it ran and found problems.
@@ -229,7 +232,9 @@ pub async fn execute(
         } => {
             let gate = policy_gate(&backend, policy, out).await?;
             let store = match (&backend, store) {
-                (Backend::Server(_), _) | (Backend::Dir(_), true) => Some(open_store(&backend)?),
+                (Backend::Server(_) | Backend::Bucket(..), _) | (Backend::Dir(_), true) => {
+                    Some(open_store(&backend)?)
+                }
                 (Backend::Dir(_), false) => None,
             };
             let store = store.as_deref().map(|s| s as &dyn crate::store::Store);
@@ -279,7 +284,9 @@ pub async fn execute(
                     }
                     None => writeln!(out, "(this server keeps no audit trail)")?,
                 },
-                Backend::Dir(d) => blocking_ok(|| Trail::open(d)?.write(&[event], true))?,
+                Backend::Dir(d) | Backend::Bucket(d, _) => {
+                    blocking_ok(|| Trail::open(d)?.write(&[event], true))?
+                }
             }
             Ok(true)
         }
@@ -287,7 +294,7 @@ pub async fn execute(
             let store = open_store(&backend)?;
             let (data_dir, metrics) = match &backend {
                 Backend::Server(a) => (a.data_dir.clone(), a.metrics.clone()),
-                Backend::Dir(d) => (d.to_path_buf(), Arc::default()),
+                Backend::Dir(d) | Backend::Bucket(d, _) => (d.to_path_buf(), Arc::default()),
             };
             // Naming who fetched a version needs the trail; without one the check still runs.
             let trail = open_trail(&backend).ok();
@@ -314,19 +321,27 @@ pub async fn execute(
                 Backend::Dir(d) => {
                     trust::show_store(&*trust::open(d)?, d, sumdb.as_deref()).await?
                 }
+                Backend::Bucket(d, s) => trust::show_store(&*s, d, sumdb.as_deref()).await?,
             };
             out.write_all(trust::render(&states).as_bytes())?;
             Ok(true)
         }
         r @ Request::TrustReset { .. } => match backend {
-            Backend::Server(_) => Err(ApiError::NotBesideServer(
+            // Replicas re-read the shared trust state (`[store] poll_secs`):
+            // a reset of the bucket reaches every one of them, running or not.
+            Backend::Server(a) if !a.store.is_shared() => Err(ApiError::NotBesideServer(
                 r.needs_stopped_server().unwrap_or_default(),
             )),
-            Backend::Dir(d) => {
+            backend => {
                 let Request::TrustReset { sumdb } = r else {
                     unreachable!("matched above")
                 };
-                let r = trust::reset_store(&*trust::open(d)?, &sumdb).await?;
+                let store = match backend {
+                    Backend::Dir(d) => trust::open(d)?,
+                    Backend::Bucket(_, s) => s,
+                    Backend::Server(a) => a.store.clone(),
+                };
+                let r = trust::reset_store(&*store, &sumdb).await?;
                 writeln!(
                     out,
                     "checksum database {}: fork marker {}, trusted tree {}, {} cached tiles cleared; \
@@ -422,6 +437,7 @@ fn open_store(backend: &Backend<'_>) -> Result<Arc<dyn Store>, AdminError> {
     Ok(match backend {
         Backend::Server(a) => a.store.clone(),
         Backend::Dir(d) => cache::open_store(d)?,
+        Backend::Bucket(_, s) => s.clone(),
     })
 }
 
@@ -438,7 +454,7 @@ async fn policy_gate(
         (None, Backend::Server(a)) => a.policy.clone().ok_or_else(|| {
             ApiError::Policy("this server runs without a policy file; give --policy FILE".into())
         })?,
-        (None, Backend::Dir(_)) => {
+        (None, Backend::Dir(_) | Backend::Bucket(..)) => {
             return Err(ApiError::Policy(
                 "no policy file: give --policy FILE (or MODGATE_POLICY, or a --config naming one)"
                     .into(),
@@ -460,11 +476,13 @@ fn open_trail(backend: &Backend<'_>) -> Result<Trail, AuditError> {
             None => Err(AuditError::Usage("this server keeps no audit trail".into())),
         },
         // Reading must not create a trail (a mistyped --data-dir would).
-        Backend::Dir(d) if !d.join("audit").is_dir() => Err(AuditError::Usage(format!(
-            "no audit trail in {} (no audit directory: no modgate with the audit trail has served from it)",
-            d.display()
-        ))),
-        Backend::Dir(d) => Trail::open(d),
+        Backend::Dir(d) | Backend::Bucket(d, _) if !d.join("audit").is_dir() => {
+            Err(AuditError::Usage(format!(
+                "no audit trail in {} (no audit directory: no modgate with the audit trail has served from it)",
+                d.display()
+            )))
+        }
+        Backend::Dir(d) | Backend::Bucket(d, _) => Trail::open(d),
     }
 }
 

@@ -104,10 +104,12 @@ async fn store_writable(store: &dyn Store) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot write the index: {e}"))?;
     match store.meta_get(Meta::List, "readyz-probe").await {
-        Ok(Some(v)) if v == stamp.as_bytes() => Ok(()),
-        Ok(_) => Err("index read back differs from what was written".into()),
-        Err(e) => Err(format!("cannot read the index: {e}")),
+        Ok(Some(v)) if v == stamp.as_bytes() => {}
+        Ok(_) => return Err("index read back differs from what was written".into()),
+        Err(e) => return Err(format!("cannot read the index: {e}")),
     }
+    // A shared bucket must answer too (misses need it; local hits do not).
+    store.ready().await.map_err(|e| e.to_string())
 }
 
 /// `/metrics`: the Prometheus text format. Gauges that are cheap to read

@@ -40,6 +40,7 @@ mod authority;
 mod gated;
 mod listing;
 mod lookup;
+mod shared;
 
 use crate::upstream::{Upstream, UpstreamError};
 pub use authority::Pin;
@@ -130,7 +131,7 @@ impl Pipeline {
         let admission = crate::limits::Admission::new(&cfg.limits, upstream.metrics().clone());
         let probe_every = std::time::Duration::from_secs(cfg.limits.readyz_probe_secs);
         let write_probe = crate::limits::Throttled::new(probe_every);
-        let max_bytes = cfg.store.max_bytes;
+        let max_bytes = cfg.store.evict_cap();
         Arc::new(Pipeline {
             store,
             routes,
@@ -315,6 +316,10 @@ impl Pipeline {
     async fn miss_mod(self: &Arc<Self>, mv: &ModVersion, progress: &Progress) -> Result<Entry> {
         let limits = &self.cfg.limits;
         let route = self.route(mv.path())?;
+        // Another replica's published copy, verified as below, saves the fetch.
+        if let Some(e) = self.shared_small(mv, Kind::Mod, route.authority).await? {
+            return Ok(self.verified(e));
+        }
         let data = route
             .upstream
             .get(&mv.artifact_path(Kind::Mod), limits.max_mod_bytes)
@@ -332,6 +337,9 @@ impl Pipeline {
         let (mod_entry, _) = self.mod_first(mv).await?;
         let go_mod = self.read_small(&mod_entry).await?;
         let route = self.route(mv.path())?;
+        if let Some(e) = self.shared_zip(mv, &go_mod, route.authority).await? {
+            return Ok(self.verified(e));
+        }
 
         // Stream to a spool file; the Spool guard deletes it on any early return.
         let (mut spool, mut file) = self.store.spool().await?;
@@ -409,6 +417,9 @@ impl Pipeline {
 
     async fn miss_info(self: &Arc<Self>, mv: &ModVersion, progress: &Progress) -> Result<Entry> {
         let route = self.route(mv.path())?;
+        if let Some(e) = self.shared_small(mv, Kind::Info, route.authority).await? {
+            return Ok(self.verified(e));
+        }
         let data = route
             .upstream
             .get(

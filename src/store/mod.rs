@@ -11,6 +11,7 @@
 //! never from request text.
 
 pub mod embedded;
+pub mod s3;
 pub mod stream;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use tokio::io::AsyncRead;
 use crate::protocol::{Kind, ModVersion};
 
 pub use embedded::EmbeddedStore;
+pub use s3::{S3Options, S3Store};
 
 /// How a stored artifact was proven, kept next to it for audits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +174,9 @@ pub enum StoreError {
     Corrupt { digest: String, reason: String },
     #[error("compare-and-swap conflict on {0}")]
     Conflict(String),
+    /// The shared bucket failed or did not answer in time.
+    #[error("shared store: {msg}")]
+    Shared { msg: String, timed_out: bool },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -294,12 +299,119 @@ pub trait Store: Send + Sync {
     /// Makes every write so far durable (the readiness probe's write check).
     async fn flush(&self) -> StoreResult<()>;
 
+    /// Another replica's published copy of an artifact, staged on local disk
+    /// with its SHA-256 and size checked against the published entry. Both
+    /// came from storage others can write: the caller verifies the bytes
+    /// against the proven record before [`Store::adopt`]ing them. `None`: not
+    /// published (always, for a store that is not shared).
+    async fn fetch_shared(
+        &self,
+        _mv: &ModVersion,
+        _kind: Kind,
+        _max_bytes: u64,
+    ) -> StoreResult<Option<(Entry, Spool)>> {
+        Ok(None)
+    }
+
+    /// Stores a verified copy from [`Store::fetch_shared`] where this
+    /// process serves from (it is already published).
+    async fn adopt(&self, spool: Spool, entry: Entry) -> StoreResult<Entry> {
+        self.commit(spool, entry).await
+    }
+
+    /// A copy from [`Store::fetch_shared`] failed verification: logged as a
+    /// security event and kept aside; the caller fetches from upstream, and
+    /// its commit replaces the published copy.
+    async fn reject_shared(&self, _spool: Spool, _entry: &Entry, _reason: &str) {}
+
+    /// Whether other processes share this store (replicas on a bucket).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Checks, before serving, that the backend keeps the promises this
+    /// trait makes (a bucket: conditional writes are enforced).
+    async fn startup_check(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Whether the backend answers now (`/readyz`).
+    async fn ready(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Where the data lives, for messages (`embedded store in /var/lib/modgate`).
     fn describe(&self) -> String;
 
     /// The part of the store that eviction (`[store] max_bytes`) bounds: the
     /// whole store when it is local, a replica's local tier when it is shared.
     fn evictable(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn Store>;
+}
+
+/// Where artifacts are kept: `--store` / `MODGATE_STORE` / `store = "…"`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Location {
+    /// sled and blob files in the data dir (the default).
+    #[default]
+    Embedded,
+    /// An S3-compatible bucket shared by replicas: `s3://BUCKET[/PREFIX]`.
+    S3 { bucket: String, prefix: String },
+}
+
+impl std::str::FromStr for Location {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Location, String> {
+        let s = s.trim();
+        if s.is_empty() || s == "embedded" {
+            return Ok(Location::Embedded);
+        }
+        let Some(rest) = s.strip_prefix("s3://") else {
+            return Err(format!(
+                "store {s:?}: expected `embedded` or `s3://BUCKET[/PREFIX]`"
+            ));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+        if bucket.len() < 3 || bucket.len() > 63 || !bucket.chars().all(valid) {
+            return Err(format!("store {s:?}: {bucket:?} is not an S3 bucket name"));
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|p| p == "." || p == "..")
+            || prefix.contains("//")
+            || prefix.chars().any(|c| c.is_control())
+        {
+            return Err(format!("store {s:?}: bad prefix {prefix:?}"));
+        }
+        Ok(Location::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+}
+
+/// Opens the store at `location`, keeping local data (the embedded store, or
+/// a replica's local tier) in `data_dir`. A bucket is not contacted yet:
+/// servers run [`Store::startup_check`] before they listen.
+pub fn open(
+    location: &Location,
+    data_dir: &std::path::Path,
+    memory_bytes: u64,
+    timeout: std::time::Duration,
+) -> StoreResult<std::sync::Arc<dyn Store>> {
+    Ok(match location {
+        Location::Embedded => {
+            std::sync::Arc::new(EmbeddedStore::open_with_memory(data_dir, memory_bytes)?)
+        }
+        Location::S3 { bucket, prefix } => std::sync::Arc::new(S3Store::open(
+            bucket,
+            prefix,
+            data_dir,
+            &S3Options {
+                timeout,
+                memory_bytes,
+            },
+        )?),
+    })
 }
 
 /// The index key of an artifact: `<module>@<version>/<kind>`. Module paths

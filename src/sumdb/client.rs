@@ -363,6 +363,49 @@ impl Client {
         self.forked.store(forked, Ordering::SeqCst);
     }
 
+    /// Re-reads the trust state that other processes sharing the store may
+    /// have changed (replicas on one bucket): a fork marker one of them wrote
+    /// stops this client too; `modgate trust reset` (marker and trusted head
+    /// removed) lets it trust afresh from what is stored now. Returns whether
+    /// anything changed.
+    pub async fn resync(&self) -> Result<bool, ClientError> {
+        self.ensure_loaded().await?;
+        let marker = self.ops.read_config(&fork_file(&self.name)).await?;
+        let known = lock(&self.fork_marker).is_some();
+        match (marker, self.is_forked()) {
+            (Some(raw), false) => {
+                let marker = ForkMarker::parse(&raw);
+                tracing::error!(target: "modgate::security", sumdb = %self.name,
+                    detected_at = marker.detected_at,
+                    "a checksum database fork was recorded by another replica sharing this \
+                     store; refusing new verifications until `modgate trust reset --sumdb {}`",
+                    self.name);
+                *lock(&self.fork_marker) = Some(marker);
+                self.forked.store(true, Ordering::SeqCst);
+                Ok(true)
+            }
+            (None, true) if known => {
+                let stored = self.ops.read_config(&self.config_file()).await?;
+                let latest = match stored.filter(|m| !m.is_empty()) {
+                    Some(msg) => Latest {
+                        tree: self.open_tree(&msg)?,
+                        note: msg,
+                    },
+                    None => Latest::default(),
+                };
+                let size = latest.tree.n;
+                *lock(&self.latest) = latest;
+                *lock(&self.proxy.latest) = None;
+                *lock(&self.fork_marker) = None;
+                self.forked.store(false, Ordering::SeqCst);
+                tracing::warn!(target: "modgate::security", sumdb = %self.name, trusted_size = size,
+                    "the fork marker was cleared (`modgate trust reset`); verifying again from the stored trust state");
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// The fork marker, if a fork was detected (now, or before a restart
     /// and loaded by [`Client::load`]).
     pub fn fork_marker(&self) -> Option<ForkMarker> {
