@@ -10,9 +10,20 @@ use std::process::{Child, Command, Stdio};
 /// log keeps being drained (echoed to the test's stderr when `echo`), so it
 /// never blocks on a full pipe.
 pub fn serve(args: &[&OsStr], log: &str, echo: bool) -> (Child, String) {
+    serve_env(args, &[], log, echo)
+}
+
+/// [`serve`] with extra environment variables (e.g. a bucket's AWS_*).
+pub fn serve_env(
+    args: &[&OsStr],
+    env: &[(String, String)],
+    log: &str,
+    echo: bool,
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_modgate"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("MODGATE_LOG", log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

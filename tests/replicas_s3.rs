@@ -1,0 +1,463 @@
+//! Replicas on one bucket (`--store s3://…`), against a real S3 server (moto)
+//! on loopback and the reference upstream: a module fetched through one
+//! replica is served by the other with no upstream request; objects
+//! overwritten in the bucket are never served; a fork proven by one replica
+//! stops the other and `trust reset` clears both; the trusted head never
+//! moves backwards while replicas race; a paused bucket and a replica killed
+//! mid-upload leave nothing half-written; an endpoint that ignores
+//! conditional writes is refused at start.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use common::binary::serve_env;
+use common::goclient::GoClient;
+use common::modgate::http_get;
+use common::refupstream::RefUpstream;
+use common::s3::{NaiveS3, S3Server};
+
+const BUCKET: &str = "modgate-replicas";
+const PREFIX: &str = "mirror";
+
+/// One replica process: `modgate serve` on the bucket, its own data dir.
+struct Replica {
+    child: Child,
+    url: String,
+}
+
+impl Replica {
+    fn start(up: &RefUpstream, s3: &[(String, String)], data: &Path) -> Replica {
+        let config = data.with_extension("toml");
+        // Short bucket timeouts and trust polls, so outages show in seconds.
+        std::fs::write(
+            &config,
+            "[store]\ntimeout_secs = 3\npoll_secs = 1\n[watch]\nhead_interval_secs = 0\n",
+        )
+        .unwrap();
+        let store = format!("s3://{BUCKET}/{PREFIX}");
+        let gosumdb = up.gosumdb();
+        let args: Vec<&OsStr> = vec![
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("--data-dir"),
+            data.as_os_str(),
+            OsStr::new("--upstream"),
+            OsStr::new(&up.url),
+            OsStr::new("--sumdb"),
+            OsStr::new(&gosumdb),
+            OsStr::new("--store"),
+            OsStr::new(&store),
+        ];
+        let (child, url) = serve_env(&args, s3, "info", false);
+        Replica { child, url }
+    }
+
+    fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let (s, _, body) = http_get(&format!("{}{path}", self.url));
+        (s, body)
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn bucket() -> S3Server {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    s3
+}
+
+fn modgate(args: &[&str], env: &[(String, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modgate"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("MODGATE_CONFIG")
+        .env_remove("MODGATE_DATA_DIR")
+        .env("MODGATE_LOG", "warn")
+        .output()
+        .expect("modgate runs")
+}
+
+/// Waits up to `secs` for `f` to hold.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    f()
+}
+
+/// The index entry the bucket holds for `m@v` `kind`, as JSON.
+fn entry_json(s3: &S3Server, m: &str, v: &str, kind: &str) -> Option<serde_json::Value> {
+    let key = format!("{PREFIX}/versions/{m}/@v/{v}.{kind}.json");
+    s3.get_object(BUCKET, &key)
+        .map(|b| serde_json::from_slice(&b).expect("entry JSON"))
+}
+
+#[test]
+fn a_module_fetched_through_one_replica_is_served_by_the_other_without_upstream() {
+    let s3 = bucket();
+    let up = RefUpstream::start(&[]);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
+    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
+
+    let go = GoClient::new();
+    let first = go.mod_download_json(&r1.url, &up.vkey, &["example.com/hello@v1.0.0"]);
+    assert_eq!(first[0].error, "", "{first:?}");
+    // Published: blobs, then each artifact's entry.
+    for kind in ["info", "mod", "zip"] {
+        let e = entry_json(&s3, "example.com/hello", "v1.0.0", kind).expect(kind);
+        let digest = e["digest"].as_str().unwrap().to_string();
+        assert!(
+            s3.get_object(BUCKET, &format!("{PREFIX}/blobs/sha256/{digest}"))
+                .is_some(),
+            "{kind} blob missing"
+        );
+    }
+
+    up.reset_counters();
+    let go2 = GoClient::new();
+    let second = go2.mod_download_json(&r2.url, &up.vkey, &["example.com/hello@v1.0.0"]);
+    assert_eq!(second[0].error, "", "{second:?}");
+    assert_eq!(second[0].sum, first[0].sum);
+    for ext in ["info", "mod", "zip"] {
+        assert_eq!(
+            up.hits(&format!("/example.com/hello/@v/v1.0.0.{ext}")),
+            0,
+            "replica 2 asked upstream for the {ext}; counters: {:?}",
+            up.counters()
+        );
+    }
+    assert_eq!(
+        r2.metric("modgate_shared_reads_total{outcome=\"adopted\"}"),
+        3.0
+    );
+    // Totals are the bucket's: the same on both replicas, not added up.
+    let objects = r1.metric("modgate_store_objects");
+    assert!(objects >= 3.0, "{objects}");
+    assert!(eventually(40, || r2.metric("modgate_store_objects") == objects));
+
+    // `cache ls` against the bucket, without a replica.
+    let scratch = tempfile::tempdir().unwrap();
+    let store = format!("s3://{BUCKET}/{PREFIX}");
+    let dir = scratch.path().to_str().unwrap();
+    let o = modgate(
+        &["cache", "ls", "--store", &store, "--data-dir", dir],
+        &s3.env(),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("example.com/hello@v1.0.0"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn objects_overwritten_in_the_bucket_are_never_served() {
+    let s3 = bucket();
+    let up = RefUpstream::start(&[]);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
+    let zip = "/example.com/hello/@v/v1.0.0.zip";
+    let modp = "/example.com/hello/@v/v1.0.0.mod";
+    let (s, honest_zip) = r1.get(zip);
+    assert_eq!(s, 200);
+    let (s, honest_mod) = r1.get(modp);
+    assert_eq!(s, 200);
+
+    // The zip's blob overwritten with other bytes (its entry unchanged).
+    let ze = entry_json(&s3, "example.com/hello", "v1.0.0", "zip").unwrap();
+    let zdigest = ze["digest"].as_str().unwrap();
+    s3.put_object(
+        BUCKET,
+        &format!("{PREFIX}/blobs/sha256/{zdigest}"),
+        b"PK not the zip you verified",
+    );
+    // The .mod: a consistent pair — a new blob and an entry naming it (its
+    // SHA-256 matches), but not the go.mod the checksum database holds.
+    let evil = b"module example.com/hello\n\nrequire example.com/evil v1.0.0\n";
+    let evil_digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(evil))
+    };
+    s3.put_object(BUCKET, &format!("{PREFIX}/blobs/sha256/{evil_digest}"), evil);
+    let mut me = entry_json(&s3, "example.com/hello", "v1.0.0", "mod").unwrap();
+    me["digest"] = serde_json::json!(evil_digest);
+    me["size"] = serde_json::json!(evil.len());
+    s3.put_object(
+        BUCKET,
+        &format!("{PREFIX}/versions/example.com/hello/@v/v1.0.0.mod.json"),
+        &serde_json::to_vec(&me).unwrap(),
+    );
+
+    // A replica with a cold local tier: re-verifies, refuses the bucket's
+    // copies, fetches from upstream, serves the honest bytes.
+    up.reset_counters();
+    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
+    let (s, m) = r2.get(modp);
+    assert_eq!(s, 200, "{}", text(&m));
+    assert_eq!(m, honest_mod, "served a go.mod it did not verify");
+    let (s, z) = r2.get(zip);
+    assert_eq!(s, 200, "{}", text(&z));
+    assert!(z == honest_zip, "served a zip it did not verify");
+    assert_eq!(up.hits(zip), 1, "{:?}", up.counters());
+    assert_eq!(up.hits(modp), 1, "{:?}", up.counters());
+    assert_eq!(
+        r2.metric("modgate_shared_reads_total{outcome=\"rejected\"}"),
+        1.0,
+        "the .mod pair was read and rejected (the zip's blob failed its hash first)"
+    );
+    // Kept for inspection, and the bucket repaired by the upstream fetch.
+    let q = std::fs::read_dir(d2.path().join("r2").join("quarantine"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(q, 2, "both bad copies quarantined locally");
+    let me = entry_json(&s3, "example.com/hello", "v1.0.0", "mod").unwrap();
+    assert_ne!(me["digest"].as_str().unwrap(), evil_digest);
+    let fixed = s3
+        .get_object(BUCKET, &format!("{PREFIX}/blobs/sha256/{zdigest}"))
+        .unwrap();
+    assert!(fixed == honest_zip, "the zip blob was not repaired");
+    // The first replica serves its own verified copy meanwhile.
+    let (s, z) = r1.get(zip);
+    assert_eq!(s, 200);
+    assert!(z == honest_zip);
+}
+
+#[test]
+fn a_fork_seen_by_one_replica_stops_the_other_until_trust_reset() {
+    let s3 = bucket();
+    let up = RefUpstream::start(&[]);
+    let name = up.sumdb_name.clone();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
+    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
+    assert_eq!(r1.get("/example.com/hello/@v/v1.0.0.mod").0, 200);
+    assert_eq!(r2.get("/example.com/nested/@v/v1.0.0.mod").0, 200);
+
+    up.fork();
+    up.add("example.com/fresh", "v1.0.0");
+    let (s, body) = r1.get("/example.com/fresh/@v/v1.0.0.mod");
+    assert_eq!(s, 403, "{}", text(&body));
+    assert!(text(&body).contains("forked"), "{}", text(&body));
+    // The marker is in the bucket; replica 2 stops within seconds, having
+    // seen no fork itself.
+    assert!(
+        s3.get_object(BUCKET, &format!("{PREFIX}/trust/{name}/fork"))
+            .is_some()
+    );
+    assert!(eventually(10, || {
+        let (_, b) = r2.get("/readyz");
+        text(&b).contains("\"forked\":true")
+    }));
+    up.add("example.com/other", "v1.0.0");
+    let (s, body) = r2.get("/example.com/other/@v/v1.0.0.mod");
+    assert_eq!(s, 403, "{}", text(&body));
+    // Verified before: still served.
+    assert_eq!(r2.get("/example.com/nested/@v/v1.0.0.mod").0, 200);
+
+    // `trust show` and `trust reset` against the bucket, replicas running.
+    let scratch = tempfile::tempdir().unwrap();
+    let store = format!("s3://{BUCKET}/{PREFIX}");
+    let dir = scratch.path().to_str().unwrap();
+    let o = modgate(
+        &["trust", "show", "--store", &store, "--data-dir", dir],
+        &s3.env(),
+    );
+    assert!(text(&o.stdout).contains("FORKED"), "{}", text(&o.stdout));
+    let o = modgate(
+        &[
+            "trust", "reset", "--store", &store, "--data-dir", dir, "--sumdb", &name,
+        ],
+        &s3.env(),
+    );
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    for r in [&r1, &r2] {
+        assert!(
+            eventually(10, || {
+                let (_, b) = r.get("/readyz");
+                text(&b).contains("\"forked\":false")
+            }),
+            "a replica still refuses after the reset"
+        );
+    }
+    // Both verify again (against the database's current head, trusted afresh).
+    assert_eq!(r1.get("/example.com/fresh/@v/v1.0.0.mod").0, 200);
+    assert_eq!(r2.get("/example.com/other/@v/v1.0.0.mod").0, 200);
+}
+
+#[test]
+fn the_trusted_head_never_moves_backwards_while_replicas_race() {
+    let s3 = bucket();
+    let up = RefUpstream::start(&[]);
+    let name = up.sumdb_name.clone();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
+    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
+    let key = format!("{PREFIX}/trust/{name}/latest");
+    let size = |note: &[u8]| -> u64 {
+        // "<origin>\n<size>\n<hash>\n\n— sig"
+        text(note)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0)
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, key) = (stop.clone(), key.clone());
+        let endpoint_env = s3.env();
+        let _ = endpoint_env;
+        let s3_port = s3.endpoint();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let url = format!("{s3_port}/{BUCKET}/{key}");
+                let r = common::refupstream::http_request(
+                    "GET",
+                    &url,
+                    &[("Authorization", common::s3::MOTO_AUTH)],
+                    None,
+                );
+                if let Ok(r) = r
+                    && r.status == 200
+                {
+                    seen.push(r.body);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        })
+    };
+    // Each round grows the log and sends each replica after a different new
+    // version at once, so both advance the shared head concurrently.
+    for i in 0..8 {
+        let (a, b) = (format!("example.com/race{i}a"), format!("example.com/race{i}b"));
+        up.add(&a, "v1.0.0");
+        up.add(&b, "v1.0.0");
+        let (u1, u2) = (r1.url.clone(), r2.url.clone());
+        let t1 = std::thread::spawn(move || http_get(&format!("{u1}/{a}/@v/v1.0.0.mod")).0);
+        let t2 = std::thread::spawn(move || http_get(&format!("{u2}/{b}/@v/v1.0.0.mod")).0);
+        assert_eq!(t1.join().unwrap(), 200);
+        assert_eq!(t2.join().unwrap(), 200);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen: Vec<u64> = watcher.join().unwrap().iter().map(|n| size(n)).collect();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "the stored head moved backwards: {seen:?}"
+    );
+    let last = size(&s3.get_object(BUCKET, &key).unwrap());
+    let trusted = |r: &Replica| {
+        let (_, b) = r.get("/readyz");
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        v["sumdb"]["tree_size"].as_u64().unwrap()
+    };
+    assert_eq!(last, trusted(&r1).max(trusted(&r2)), "the newest head is stored");
+}
+
+#[test]
+fn a_paused_bucket_and_a_replica_killed_mid_upload_leave_nothing_half_written() {
+    let s3 = bucket();
+    let up = RefUpstream::start(&[]);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
+    let cached = "/example.com/hello/@v/v1.0.0.zip";
+    assert_eq!(r1.get(cached).0, 200);
+
+    s3.pause();
+    // Hits from the local tier are served; a miss is a clear 503/504;
+    // readiness says why.
+    let (s, _) = r1.get(cached);
+    assert_eq!(s, 200);
+    let (s, body) = r1.get("/example.com/nested/@v/v1.0.0.mod");
+    assert!(s == 503 || s == 504, "{s} {}", text(&body));
+    assert!(
+        text(&body).contains("s3://modgate-replicas"),
+        "{}",
+        text(&body)
+    );
+    assert!(eventually(15, || r1.get("/readyz").0 == 503));
+
+    // A zip miss that is uploading when the replica is killed.
+    let url = format!("{}/example.com/nested/@v/v1.0.0.zip", r1.url);
+    let t = std::thread::spawn(move || common::modgate::http_get(&url).0);
+    std::thread::sleep(Duration::from_millis(1500));
+    r1.kill();
+    let _ = t.join();
+    s3.resume();
+
+    // Nothing half-written is visible: no entry without its blob.
+    for key in s3.list(BUCKET, &format!("{PREFIX}/versions/")) {
+        let e: serde_json::Value =
+            serde_json::from_slice(&s3.get_object(BUCKET, &key).unwrap()).unwrap();
+        let digest = e["digest"].as_str().unwrap();
+        assert!(
+            s3.get_object(BUCKET, &format!("{PREFIX}/blobs/sha256/{digest}"))
+                .is_some(),
+            "{key} names a missing blob"
+        );
+    }
+    assert!(entry_json(&s3, "example.com/nested", "v1.0.0", "zip").is_none());
+
+    // Everything recovers: a new replica, and the first one restarted.
+    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
+    let (s, body) = r2.get("/example.com/nested/@v/v1.0.0.zip");
+    assert_eq!(s, 200, "{}", text(&body));
+    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
+    assert_eq!(r1.get(cached).0, 200);
+    assert_eq!(r1.get("/example.com/nested/@v/v1.0.0.zip").0, 200);
+    assert!(eventually(15, || r1.get("/readyz").0 == 200));
+}
+
+#[test]
+fn an_endpoint_that_ignores_conditional_writes_is_refused_at_start() {
+    let naive = NaiveS3::start();
+    let up = RefUpstream::start(&[]);
+    let data = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_modgate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--upstream", &up.url, "--sumdb", &up.gosumdb()])
+        .args(["--store", &format!("s3://{BUCKET}")])
+        .envs(naive.env())
+        .env("MODGATE_LOG", "warn")
+        .output()
+        .expect("modgate runs");
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "started on a naive endpoint: {err}");
+    assert!(err.contains("does not enforce conditional writes"), "{err}");
+}
