@@ -7,3 +7,4 @@ pub mod gobuild;
 pub mod goclient;
 pub mod modgate;
 pub mod refupstream;
+pub mod s3;
