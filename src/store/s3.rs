@@ -55,7 +55,7 @@ use crate::protocol::{Kind, ModVersion};
 const MAX_META_BYTES: u64 = 1 << 20;
 
 /// How long the bucket's totals (a listing) are reused for `/metrics`.
-const TOTALS_TTL: Duration = Duration::from_secs(30);
+const TOTALS_TTL: Duration = Duration::from_secs(10);
 
 /// How a bucket call ended, when not with a value.
 enum Fail {
@@ -362,7 +362,11 @@ impl S3Store {
         let body =
             Bytes::from(serde_json::to_vec(e).map_err(|x| StoreError::Index(x.to_string()))?);
         match self.put(&key, body.clone(), PutMode::Create).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                // Counted afresh at the next look (this replica's view at once).
+                *self.totals.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                return Ok(());
+            }
             Err(Fail::Exists) => {}
             Err(f) => return Err(f.into()),
         }
@@ -593,6 +597,7 @@ impl Store for S3Store {
         let key = self.version_key(mv.path(), mv.version(), kind.ext());
         let shared = self.get_small(&key).await?.is_some();
         self.delete(&key).await?;
+        *self.totals.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(self.local.remove(mv, kind).await? || shared)
     }
 
@@ -860,4 +865,81 @@ fn rand() -> u64 {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
     u64::from_le_bytes(b) ^ now_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Verification;
+
+    fn store(dir: &Path) -> S3Store {
+        let local = Arc::new(EmbeddedStore::open(dir).unwrap());
+        let mem = Arc::new(object_store::memory::InMemory::new());
+        S3Store::with_bucket(mem, "s3://test", "pre", local, Duration::from_secs(5))
+    }
+
+    fn entry(data: &[u8], kind: Kind) -> Entry {
+        Entry {
+            module: "example.com/m".into(),
+            version: "v1.0.0".into(),
+            kind: kind.ext().into(),
+            digest: hex::encode(Sha256::digest(data)),
+            size: data.len() as u64,
+            verification: Verification {
+                h1: "h1:x".into(),
+                sumdb: "s".into(),
+                record_id: 1,
+                tree_size: 2,
+                tree_hash: "t".into(),
+                verified_at: 1,
+                authority: Default::default(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_publish_entries_counted_once_in_the_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        assert_eq!(s.totals().await.unwrap(), (0, 0));
+        let data = b"module example.com/m\n";
+        s.commit_bytes(data, entry(data, Kind::Mod)).await.unwrap();
+        assert_eq!(s.totals().await.unwrap(), (1, data.len() as u64));
+        let all = s.entries("").await.unwrap();
+        assert_eq!(all.len(), 1);
+        let mine = s.entries("example.com/m@").await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert!(s.entries("example.com/other@").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn trust_moves_by_compare_and_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.meta_cas(Meta::Trust, "db/latest", None, b"one")
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.meta_cas(Meta::Trust, "db/latest", None, b"two").await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.meta_cas(Meta::Trust, "db/latest", Some(b"zero"), b"two")
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.meta_cas(Meta::Trust, "db/latest", Some(b"one"), b"two")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.meta_get(Meta::Trust, "db/latest")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&b"two"[..])
+        );
+        let scanned = s.meta_scan(Meta::Trust, "db/").await.unwrap();
+        assert_eq!(scanned, vec![("db/latest".to_string(), b"two".to_vec())]);
+        assert_eq!(s.meta_count(Meta::Trust, "db/").await.unwrap(), 1);
+    }
 }

@@ -585,9 +585,11 @@ impl Client {
                 .write_config(&file, stored.as_deref(), &latest)
                 .await
             {
-                Err(ClientError::CasConflict) => continue,
+                // Read back after a write too: a store whose compare-and-swap
+                // is not atomic (moto's is not) may let an older head land
+                // after ours; the next round finds it and writes ours again.
+                Err(ClientError::CasConflict) | Ok(()) => continue,
                 Err(e) => return Err(e),
-                Ok(()) => return Ok(tree),
             }
         }
     }
