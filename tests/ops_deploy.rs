@@ -203,9 +203,11 @@ fn yaml_docs() -> BTreeMap<PathBuf, Vec<Value>> {
 #[test]
 fn kubernetes_and_compose_files_parse_and_probe_the_real_endpoints() {
     let docs = yaml_docs();
+    // The single-node manifests: the files directly in deploy/kubernetes
+    // (deploy/kubernetes/replicas has its own test below).
     let k8s: Vec<&Value> = docs
         .iter()
-        .filter(|(p, _)| p.starts_with(root().join("deploy/kubernetes")))
+        .filter(|(p, _)| p.parent() == Some(root().join("deploy/kubernetes").as_path()))
         .flat_map(|(_, d)| d)
         .collect();
     let kinds: Vec<&str> = k8s.iter().filter_map(|d| d["kind"].as_str()).collect();
@@ -306,6 +308,263 @@ fn kubernetes_and_compose_files_parse_and_probe_the_real_endpoints() {
         let (status, _, body) = mg.get(p);
         assert_eq!(status, 200, "{p}: {}", String::from_utf8_lossy(&body));
     }
+}
+
+/// The container's environment variable `name`: its value, or for one taken
+/// from a Secret, `secret:<name>/<key>`.
+fn container_env(c: &Value, name: &str) -> Option<String> {
+    let e = c["env"].as_array()?.iter().find(|e| e["name"] == name)?;
+    if let Some(v) = e["value"].as_str() {
+        return Some(v.to_string());
+    }
+    let r = &e["valueFrom"]["secretKeyRef"];
+    Some(format!(
+        "secret:{}/{}",
+        r["name"].as_str()?,
+        r["key"].as_str()?
+    ))
+}
+
+/// `16Gi`, `500Mi`, `10G`: bytes.
+fn k8s_quantity(q: &str) -> u64 {
+    let units = [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    for (suffix, mult) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<u64>().expect("quantity") * mult;
+        }
+    }
+    q.parse().expect("quantity")
+}
+
+#[test]
+fn kubernetes_replicas_share_a_bucket_behind_probes_and_a_disruption_budget() {
+    let dir = root().join("deploy/kubernetes/replicas");
+    let docs = yaml_docs();
+    let k8s: Vec<&Value> = docs
+        .iter()
+        .filter(|(p, _)| p.parent() == Some(dir.as_path()))
+        .flat_map(|(_, d)| d)
+        .collect();
+    let one = |kind: &str| -> &Value {
+        let all: Vec<&&Value> = k8s.iter().filter(|d| d["kind"] == kind).collect();
+        assert_eq!(all.len(), 1, "one {kind}");
+        all[0]
+    };
+    let kust = one("Kustomization");
+    let resources: Vec<&str> = kust["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    for r in &resources {
+        assert!(dir.join(r).exists(), "{r}");
+    }
+    // The Secret is applied by hand, never by the kustomization (its
+    // placeholders must not overwrite real credentials).
+    assert!(!resources.contains(&"secret.yaml"));
+
+    let sts = one("StatefulSet");
+    assert_eq!(sts["spec"]["replicas"], 3);
+    let labels = &sts["spec"]["selector"]["matchLabels"];
+    let pod = &sts["spec"]["template"];
+    for (k, v) in labels.as_object().unwrap() {
+        assert_eq!(&pod["metadata"]["labels"][k], v, "pod label {k}");
+    }
+    let pdb = one("PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["minAvailable"], 2);
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], labels);
+    let services: Vec<&&Value> = k8s.iter().filter(|d| d["kind"] == "Service").collect();
+    assert!(
+        services
+            .iter()
+            .any(|s| s["metadata"]["name"] == sts["spec"]["serviceName"]
+                && s["spec"]["clusterIP"] == "None"),
+        "the StatefulSet's governing Service is headless"
+    );
+    for s in &services {
+        assert_eq!(&s["spec"]["selector"], labels, "{}", s["metadata"]["name"]);
+    }
+
+    let spec = &pod["spec"];
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+    let c = &spec["containers"][0];
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let mut probe_paths = Vec::new();
+    for p in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let port = &c[p]["httpGet"]["port"];
+        assert!(
+            c["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| &x["name"] == port || &x["containerPort"] == port),
+            "{p} port {port} is a container port"
+        );
+        probe_paths.push(c[p]["httpGet"]["path"].as_str().unwrap().to_string());
+    }
+
+    // The bucket, and credentials from the Secret.
+    let store = container_env(c, "MODGATE_STORE").expect("MODGATE_STORE");
+    assert!(store.starts_with("s3://") && store.len() > 5, "{store}");
+    let secret = serde_norway::from_str::<Value>(&read("deploy/kubernetes/replicas/secret.yaml"))
+        .expect("secret.yaml parses");
+    assert_eq!(secret["kind"], "Secret");
+    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        let from = container_env(c, var).unwrap_or_else(|| panic!("{var} set"));
+        let (name, key) = from
+            .strip_prefix("secret:")
+            .and_then(|r| r.split_once('/'))
+            .unwrap_or_else(|| panic!("{var} comes from a Secret, not {from}"));
+        assert_eq!(secret["metadata"]["name"], name);
+        assert!(
+            secret["stringData"][key].is_string(),
+            "{key} in secret.yaml"
+        );
+    }
+    assert!(container_env(c, "AWS_REGION").is_some());
+
+    // The data dir is an emptyDir (the local tier), larger than the local
+    // tier's cap; the configuration names that mount.
+    let volume = |name: &str| -> &Value {
+        spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("volume {name}"))
+    };
+    let size_limit = k8s_quantity(volume("data")["emptyDir"]["sizeLimit"].as_str().unwrap());
+    let cm = one("ConfigMap");
+    assert_eq!(
+        volume("config")["configMap"]["name"],
+        cm["metadata"]["name"]
+    );
+    let cfg: toml::Table = toml::from_str(cm["data"]["modgate.toml"].as_str().unwrap())
+        .expect("ConfigMap TOML parses");
+    assert_eq!(cfg["listen"].as_str(), Some("0.0.0.0:8080"));
+    let local_max = cfg["store"]["local_max_bytes"].as_integer().unwrap() as u64;
+    assert!(
+        local_max > 0 && local_max < size_limit,
+        "local_max_bytes {local_max} fits the emptyDir ({size_limit})"
+    );
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    let mount = |name: &str| -> &str {
+        mounts.iter().find(|m| m["name"] == name).unwrap()["mountPath"]
+            .as_str()
+            .unwrap()
+    };
+    assert_eq!(cfg["data_dir"].as_str(), Some(mount("data")));
+    assert_eq!(
+        container_env(c, "MODGATE_CONFIG").as_deref(),
+        Some(format!("{}/modgate.toml", mount("config")).as_str())
+    );
+
+    // The probed paths answer 200 on a real modgate.
+    let data = tempfile::tempdir().unwrap();
+    let mg = Modgate::start(test_config(data.path(), "off", "sum.golang.org"));
+    for p in &probe_paths {
+        let (status, _, body) = mg.get(p);
+        assert_eq!(status, 200, "{p}: {}", String::from_utf8_lossy(&body));
+    }
+}
+
+#[test]
+fn compose_replicas_share_a_minio_bucket_the_init_creates() {
+    let docs = yaml_docs();
+    let compose = &docs[&root().join("deploy/docker-compose.replicas.yml")][0];
+    let services = compose["services"].as_object().unwrap();
+
+    // MinIO and mc pinned to a release, not a moving tag.
+    let minio = &services["minio"];
+    let pinned = |img: &Value, repo: &str| {
+        let img = img.as_str().unwrap();
+        assert!(
+            img.starts_with(&format!("{repo}:RELEASE.")),
+            "{img} is pinned to a release"
+        );
+    };
+    pinned(&minio["image"], "minio/minio");
+    let init = &services["minio-init"];
+    pinned(&init["image"], "minio/mc");
+    assert_eq!(
+        init["depends_on"]["minio"]["condition"], "service_healthy",
+        "the init waits for MinIO"
+    );
+    let init_script: String = init["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let bucket = init_script
+        .split("mc mb --ignore-existing local/")
+        .nth(1)
+        .expect("the init creates a bucket")
+        .split_whitespace()
+        .next()
+        .unwrap();
+
+    let replicas: Vec<(&String, &Value)> = services
+        .iter()
+        .filter(|(_, s)| s["command"][0] == "serve")
+        .collect();
+    assert!(replicas.len() >= 2, "{:?}", services.keys());
+    let mut host_ports = Vec::new();
+    let mut volumes = Vec::new();
+    for (name, svc) in &replicas {
+        let env = &svc["environment"];
+        let store = env["MODGATE_STORE"].as_str().unwrap();
+        assert!(
+            store == format!("s3://{bucket}") || store.starts_with(&format!("s3://{bucket}/")),
+            "{name}: {store} is the init's bucket {bucket}"
+        );
+        assert_eq!(env["AWS_ENDPOINT_URL"], "http://minio:9000", "{name}");
+        assert_eq!(env["AWS_ALLOW_HTTP"], "true", "{name}");
+        assert_eq!(env["MODGATE_DATA_DIR"], "/data", "{name}");
+        for k in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            assert!(env[k].is_string(), "{name}: {k}");
+        }
+        assert_eq!(
+            svc["depends_on"]["minio-init"]["condition"], "service_completed_successfully",
+            "{name} starts once the bucket exists"
+        );
+        let test: Vec<&str> = svc["healthcheck"]["test"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(test[..3], ["CMD", "/usr/local/bin/modgate", "healthcheck"]);
+        let vol = svc["volumes"][0].as_str().unwrap();
+        assert!(vol.ends_with(":/data"), "{name}: {vol}");
+        volumes.push(vol.to_string());
+        host_ports.push(
+            svc["ports"][0]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    host_ports.sort();
+    host_ports.dedup();
+    assert_eq!(host_ports.len(), replicas.len(), "a host port each");
+    volumes.sort();
+    volumes.dedup();
+    assert_eq!(volumes.len(), replicas.len(), "a local tier each");
 }
 
 #[test]
