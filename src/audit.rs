@@ -77,6 +77,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+pub mod shared;
 mod trail;
 pub use trail::{SEGMENT_AGE_US, SEGMENT_BYTES, Trail};
 

@@ -95,6 +95,9 @@ pub struct StoreConfig {
     /// With a bucket: seconds between re-reads of the shared trust state,
     /// so a fork marker another replica wrote stops this one.
     pub poll_secs: u64,
+    /// With a bucket: this replica's name there (its audit trail's folder);
+    /// empty: the host name and a hash of the data dir.
+    pub replica: String,
 }
 
 impl Default for StoreConfig {
@@ -105,6 +108,7 @@ impl Default for StoreConfig {
             local_max_bytes: 10 << 30,
             timeout_secs: 10,
             poll_secs: 2,
+            replica: String::new(),
         }
     }
 }
@@ -170,6 +174,9 @@ pub struct AuditConfig {
     /// Milliseconds between flushes of batched hit records (at most 1000):
     /// the most a crash can lose.
     pub flush_ms: u64,
+    /// With a shared bucket: seconds between uploads of the trail's changed
+    /// files, so `audit who` on any replica sees the others' records.
+    pub publish_secs: u64,
 }
 
 impl Default for AuditConfig {
@@ -178,6 +185,7 @@ impl Default for AuditConfig {
             retention: "400d".into(),
             queue: 65536,
             flush_ms: 500,
+            publish_secs: 10,
         }
     }
 }

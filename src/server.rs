@@ -93,6 +93,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         store: store.clone(),
         audit: Some(audit.clone()),
         metrics,
+        replica: crate::audit::shared::replica_name(&cfg.store.replica, &cfg.data_dir),
         max_request_bytes: cfg.admin.max_request_bytes,
         max_response_bytes: cfg.admin.max_response_bytes,
         http_auth: match cfg.admin.bearer_sha256.is_empty() {
@@ -220,6 +221,23 @@ pub async fn run(
     let _head_watcher = crate::trust_watch::start(sumdb.clone(), state.pipeline.config());
     let sumdb = sumdb.clone();
     let (audit, admin_socket) = start_admin(&state).await;
+    // Replicas publish their audit trails to the bucket, for `audit who`
+    // across all of them (see `audit::shared`).
+    let replica = crate::audit::shared::replica_name(
+        &state.pipeline.config().store.replica,
+        &state.pipeline.config().data_dir,
+    );
+    let state_data_dir = state.pipeline.config().data_dir.clone();
+    let _audit_publisher = (store.is_shared() && audit.is_some()).then(|| {
+        let data_dir = state.pipeline.config().data_dir.clone();
+        let every = Duration::from_secs(state.pipeline.config().audit.publish_secs.max(1));
+        AbortOnDrop(crate::audit::shared::start(
+            store.clone(),
+            data_dir,
+            replica.clone(),
+            every,
+        ))
+    });
     let cfg = state.pipeline.config();
     // `[origin] check_every`: tag rewrites looked for inside the server.
     let origin_task = match &state.admin {
@@ -335,6 +353,16 @@ pub async fn run(
     }
     if let Some(a) = audit {
         a.stop().await;
+        // The last records go up too (the trail itself is on disk already).
+        if store.is_shared() {
+            let data_dir = &state_data_dir;
+            let mut sent = Default::default();
+            if let Err(e) =
+                crate::audit::shared::publish(&*store, data_dir, &replica, &mut sent).await
+            {
+                tracing::warn!(error = %e, "publishing the audit trail at shutdown");
+            }
+        }
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::binary::serve_env;
 use common::goclient::GoClient;
-use common::modgate::http_get;
+use common::modgate::{http_get, http_get_from};
 use common::refupstream::RefUpstream;
 use common::s3::{NaiveS3, S3Server};
 
@@ -35,7 +35,8 @@ impl Replica {
         // Short bucket timeouts and trust polls, so outages show in seconds.
         std::fs::write(
             &config,
-            "[store]\ntimeout_secs = 3\npoll_secs = 1\n[watch]\nhead_interval_secs = 0\n",
+            "[store]\ntimeout_secs = 3\npoll_secs = 1\n[watch]\nhead_interval_secs = 0\n\
+             [audit]\npublish_secs = 1\n",
         )
         .unwrap();
         let store = format!("s3://{BUCKET}/{PREFIX}");
@@ -478,4 +479,69 @@ fn an_endpoint_that_ignores_conditional_writes_is_refused_at_start() {
     let err = text(&o.stderr);
     assert!(!o.status.success(), "started on a naive endpoint: {err}");
     assert!(err.contains("does not enforce conditional writes"), "{err}");
+}
+
+#[test]
+fn audit_who_answers_for_every_replica() {
+    let s3 = bucket();
+    let up = RefUpstream::start(&[]);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (dir1, dir2) = (d1.path().join("r1"), d2.path().join("r2"));
+    let r1 = Replica::start(&up, &s3.env(), &dir1);
+    let r2 = Replica::start(&up, &s3.env(), &dir2);
+    let path = "/example.com/hello/@v/v1.0.0.zip";
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let (s, _) = http_get_from(&format!("{}{path}", r1.url), ip("127.0.0.2"), &[]);
+    assert_eq!(s, 200);
+    let (s, _) = http_get_from(&format!("{}{path}", r2.url), ip("127.0.0.3"), &[]);
+    assert_eq!(s, 200);
+
+    let clients = |out: &Output| -> std::collections::BTreeSet<String> {
+        text(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["kind"] == "zip")
+            .filter_map(|r| r["client"].as_str().map(String::from))
+            .collect()
+    };
+    let both: std::collections::BTreeSet<String> =
+        ["127.0.0.2", "127.0.0.3"].map(String::from).into();
+    // Through replica 1 (its admin socket): its own trail and replica 2's.
+    let d = dir1.to_str().unwrap();
+    assert!(
+        eventually(20, || {
+            let o = modgate(
+                &[
+                    "audit",
+                    "who",
+                    "--data-dir",
+                    d,
+                    "--json",
+                    "example.com/hello@v1.0.0",
+                ],
+                &[],
+            );
+            clients(&o) == both
+        }),
+        "replica 1 does not see replica 2's fetch"
+    );
+    // Against the bucket alone, without a replica.
+    let scratch = tempfile::tempdir().unwrap();
+    let store = format!("s3://{BUCKET}/{PREFIX}");
+    let o = modgate(
+        &[
+            "audit",
+            "who",
+            "--store",
+            &store,
+            "--data-dir",
+            scratch.path().to_str().unwrap(),
+            "--json",
+            "example.com/hello",
+        ],
+        &s3.env(),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(clients(&o), both, "{}", text(&o.stdout));
+    drop((r1, r2));
 }

@@ -157,6 +157,8 @@ pub struct Admin {
     pub store: Arc<dyn Store>,
     pub audit: Option<Arc<AuditLog>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This replica's name in a shared bucket (see `audit::shared`).
+    pub replica: String,
     pub max_request_bytes: usize,
     /// Largest answer a running server builds (`[admin] max_response_bytes`).
     pub max_response_bytes: usize,
@@ -371,25 +373,16 @@ pub async fn execute(
                 Some(s) => audit::parse_when(&s, audit::now_us())?,
                 None => 0,
             };
-            let trail = open_trail(&backend)?;
-            let mut failed = None;
-            let run = || {
-                trail.who(&module, version.as_deref(), since, |r| {
-                    let line = if json {
-                        serde_json::to_string(&r).unwrap_or_default()
-                    } else {
-                        audit::render_line(&r)
-                    };
-                    if let Err(e) = writeln!(out, "{line}") {
-                        failed = Some(e);
-                        return false;
-                    }
-                    true
-                })
-            };
-            blocking_ok(run)?;
-            if let Some(e) = failed {
-                return Err(e.into());
+            let trails = open_trails(&backend).await?;
+            let records = blocking_ok(|| {
+                audit::shared::who_all(&trails, &module, version.as_deref(), since)
+            })?;
+            for r in records {
+                let line = match json {
+                    true => serde_json::to_string(&r).unwrap_or_default(),
+                    false => audit::render_line(&r),
+                };
+                writeln!(out, "{line}")?;
             }
             Ok(true)
         }
@@ -467,6 +460,26 @@ async fn policy_gate(
         .map_err(|e| ApiError::Policy(e.to_string()))?;
     out.write_all(&warnings)?;
     Ok(gate)
+}
+
+/// The trails `audit who` reads: this one's, and with a shared bucket every
+/// other replica's published trail (copied under the data dir first).
+async fn open_trails(backend: &Backend<'_>) -> Result<Vec<Trail>, AuditError> {
+    let (store, data_dir, own) = match backend {
+        Backend::Server(a) if a.store.is_shared() => {
+            (a.store.clone(), a.data_dir.clone(), Some(a.replica.clone()))
+        }
+        Backend::Bucket(d, s) => (s.clone(), d.to_path_buf(), None),
+        _ => return Ok(vec![open_trail(backend)?]),
+    };
+    let mut trails = Vec::new();
+    if own.is_some() || data_dir.join("audit").is_dir() {
+        trails.push(open_trail(backend)?);
+    }
+    for dir in audit::shared::sync(&*store, &data_dir, own.as_deref()).await? {
+        trails.push(blocking_ok(|| Trail::open(&dir))?);
+    }
+    Ok(trails)
 }
 
 fn open_trail(backend: &Backend<'_>) -> Result<Trail, AuditError> {

@@ -324,6 +324,33 @@ pub trait Store: Send + Sync {
     /// its commit replaces the published copy.
     async fn reject_shared(&self, _spool: Spool, _entry: &Entry, _reason: &str) {}
 
+    /// Publishes a local file for the other replicas under `<area>/<name>`
+    /// (each replica's audit segments, see `audit::shared`); nothing for a
+    /// store that is not shared. Overwrites: the file is this replica's own.
+    async fn share_file(
+        &self,
+        _area: &str,
+        _name: &str,
+        _path: &std::path::Path,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Every file shared under `area` (`name` relative to it, with its size).
+    async fn shared_files(&self, _area: &str) -> StoreResult<Vec<(String, u64)>> {
+        Ok(Vec::new())
+    }
+
+    /// Copies the shared file `<area>/<name>` to `dest`; `false` if absent.
+    async fn fetch_file(
+        &self,
+        _area: &str,
+        _name: &str,
+        _dest: &std::path::Path,
+    ) -> StoreResult<bool> {
+        Ok(false)
+    }
+
     /// Whether other processes share this store (replicas on a bucket).
     fn is_shared(&self) -> bool {
         false

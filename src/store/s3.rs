@@ -9,6 +9,7 @@
 //! <prefix>/trust/<sumdb>/heads                         when each tree size was first seen
 //! <prefix>/pins/<module>@<version>/<kind>              private modules' first-sight pins (create-only)
 //! <prefix>/quarantine/<hex>-<unix seconds>             blobs `cache verify` found damaged
+//! <prefix>/shared/audit/<replica>/seg-….{log,idx}       each replica's audit trail (`audit::shared`)
 //! <prefix>/probe/<random>                              the start-up check of conditional writes
 //! ```
 //!
@@ -811,6 +812,56 @@ impl Store for S3Store {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    async fn share_file(&self, area: &str, name: &str, path: &Path) -> StoreResult<()> {
+        let data = tokio::fs::read(path)
+            .await
+            .map_err(|source| StoreError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        let key = self.key(&format!("shared/{area}/{name}"));
+        Ok(self
+            .put(&key, Bytes::from(data), PutMode::Overwrite)
+            .await?)
+    }
+
+    async fn shared_files(&self, area: &str) -> StoreResult<Vec<(String, u64)>> {
+        let dir = format!("shared/{area}/");
+        Ok(self
+            .list(&format!("shared/{area}"))
+            .await?
+            .into_iter()
+            .filter_map(|(k, size)| k.strip_prefix(&dir).map(|n| (n.to_string(), size)))
+            .collect())
+    }
+
+    async fn fetch_file(&self, area: &str, name: &str, dest: &Path) -> StoreResult<bool> {
+        let key = self.key(&format!("shared/{area}/{name}"));
+        let got = match self
+            .call(&format!("GET {key}"), self.bucket.get(&key))
+            .await
+        {
+            Ok(g) => g,
+            Err(Fail::NotFound) => return Ok(false),
+            Err(f) => return Err(f.into()),
+        };
+        let bytes = self
+            .call(&format!("GET {key}"), got.bytes())
+            .await
+            .map_err(StoreError::from)?;
+        let tmp = dest.with_extension("part");
+        let io = |source| StoreError::Io {
+            path: dest.to_owned(),
+            source,
+        };
+        if let Some(dir) = dest.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        }
+        tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
+        tokio::fs::rename(&tmp, dest).await.map_err(io)?;
+        Ok(true)
     }
 
     async fn startup_check(&self) -> StoreResult<()> {
