@@ -182,6 +182,17 @@ fn a_module_fetched_through_one_replica_is_served_by_the_other_without_upstream(
         "{}",
         text(&o.stdout)
     );
+    // `cache verify` re-hashes the bucket's blobs.
+    let o = modgate(
+        &["cache", "verify", "--store", &store, "--data-dir", dir],
+        &s3.env(),
+    );
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("checked 3 blobs (3 index entries): all match"),
+        "{}",
+        text(&o.stdout)
+    );
 }
 
 #[test]
