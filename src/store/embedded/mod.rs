@@ -24,8 +24,10 @@
 //!   open file that is then streamed, and again whenever its file identity
 //!   (size, mtime, inode) changes; concurrent first readers share one hash.
 
+mod blobs;
+mod index;
+
 use std::collections::HashMap;
-use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +36,11 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use self::blobs::{BlobFault, FileStamp, Opened, open_blob, prove_file};
+use self::index::{
+    ENTRY_CACHE_BYTES, EntryWeight, IndexWrite, TOTALS_KEY, decode_totals, encode_totals,
+    index_err, transact, walk_totals,
+};
 use super::{
     Blob, BlobBody, Entry, Meta, Spool, Staged, Store, StoreError, StoreResult, artifact_key,
 };
@@ -64,28 +71,6 @@ pub struct EmbeddedStore {
     index_gen: Arc<Mutex<u64>>,
 }
 
-/// Bytes of decoded index entries kept in memory (~20k entries).
-const ENTRY_CACHE_BYTES: u64 = 8 << 20;
-
-/// Weighs the entry cache by the bytes an entry holds, roughly.
-#[derive(Clone)]
-struct EntryWeight;
-
-impl quick_cache::Weighter<String, Entry> for EntryWeight {
-    fn weight(&self, key: &String, e: &Entry) -> u64 {
-        let v = &e.verification;
-        (key.len()
-            + e.module.len()
-            + e.version.len()
-            + e.kind.len()
-            + e.digest.len()
-            + v.h1.len()
-            + v.sumdb.len()
-            + v.tree_hash.len()
-            + 256) as u64
-    }
-}
-
 /// Blobs smaller than this are read whole, hashed, and kept in memory.
 pub const SMALL_BLOB: u64 = 64 * 1024;
 
@@ -106,259 +91,11 @@ impl quick_cache::Weighter<String, Bytes> for BlobWeight {
     }
 }
 
-/// What identifies one version of a file on disk: if any of it changes, the
-/// content may have changed too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    size: u64,
-    mtime_ns: i128,
-    inode: u64,
-    dev: u64,
-}
-
-impl FileStamp {
-    #[cfg(unix)]
-    fn of(m: &std::fs::Metadata) -> FileStamp {
-        use std::os::unix::fs::MetadataExt;
-        FileStamp {
-            size: m.len(),
-            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-            inode: m.ino(),
-            dev: m.dev(),
-        }
-    }
-
-    #[cfg(not(unix))]
-    fn of(m: &std::fs::Metadata) -> FileStamp {
-        let mtime_ns = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
-        FileStamp {
-            size: m.len(),
-            mtime_ns,
-            inode: 0,
-            dev: 0,
-        }
-    }
-}
-
-/// Why a blob on disk cannot be served.
-enum BlobFault {
-    /// Missing or unreadable: nothing to quarantine.
-    Missing(String),
-    /// Present but not what its name says.
-    Damaged(String),
-    Io(std::io::Error),
-}
-
-/// A blob opened by [`open_blob`].
-enum Opened {
-    /// Small: read whole and proven.
-    Small(Vec<u8>),
-    /// Large and proven before in this process with this same stamp.
-    Proven(std::fs::File),
-    /// Large and not (or no longer) known good: hash it before serving.
-    Unproven(std::fs::File, FileStamp),
-}
-
-fn lookup_stamp(verified: &Mutex<HashMap<String, FileStamp>>, digest: &str) -> Option<FileStamp> {
-    // A panic elsewhere cannot leave the map inconsistent: it is only a cache.
-    verified
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(digest)
-        .copied()
-}
-
-/// Opens a blob and checks its size; reads and proves it if small, and tells
-/// whether a large one still needs proving. Blocking: run it off the runtime.
-fn open_blob(
-    path: &Path,
-    digest: &str,
-    size: u64,
-    verified: &Mutex<HashMap<String, FileStamp>>,
-) -> Result<Opened, BlobFault> {
-    let mut file = std::fs::File::open(path).map_err(|e| BlobFault::Missing(e.to_string()))?;
-    let meta = file.metadata().map_err(BlobFault::Io)?;
-    if meta.len() != size {
-        return Err(BlobFault::Damaged(format!(
-            "size {} but index says {size}",
-            meta.len()
-        )));
-    }
-    if size < SMALL_BLOB {
-        // Read whole and hashed in this one blocking-pool trip; these very
-        // bytes are what is served and cached (no second read).
-        let mut data = Vec::with_capacity(size as usize);
-        (&mut file)
-            .take(size + 1)
-            .read_to_end(&mut data)
-            .map_err(BlobFault::Io)?;
-        if data.len() as u64 != size {
-            return Err(BlobFault::Damaged(format!(
-                "read {} bytes but index says {size}",
-                data.len()
-            )));
-        }
-        let got = hex::encode(Sha256::digest(&data));
-        if got != digest {
-            return Err(BlobFault::Damaged(format!("content hashes to {got}")));
-        }
-        return Ok(Opened::Small(data));
-    }
-    let stamp = FileStamp::of(&meta);
-    if lookup_stamp(verified, digest) == Some(stamp) {
-        return Ok(Opened::Proven(file));
-    }
-    Ok(Opened::Unproven(file, stamp))
-}
-
-/// Hashes a large blob through the same open file that will be served, so
-/// what was proven is what is streamed (a rename over the path cannot
-/// interpose), unless a concurrent reader proved this same file meanwhile.
-/// Blocking.
-fn prove_file(
-    mut file: std::fs::File,
-    stamp: FileStamp,
-    digest: &str,
-    size: u64,
-    verified: &Mutex<HashMap<String, FileStamp>>,
-) -> Result<std::fs::File, BlobFault> {
-    if lookup_stamp(verified, digest) == Some(stamp) {
-        return Ok(file);
-    }
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; (size as usize).clamp(4096, 256 * 1024)];
-    loop {
-        let n = file.read(&mut buf).map_err(BlobFault::Io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let got = hex::encode(hasher.finalize());
-    if got != digest {
-        return Err(BlobFault::Damaged(format!("content hashes to {got}")));
-    }
-    file.rewind().map_err(BlobFault::Io)?;
-    verified
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(digest.to_string(), stamp);
-    Ok(file)
-}
-
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_owned(),
         source,
     }
-}
-
-fn index_err(e: sled::Error) -> StoreError {
-    StoreError::from(e)
-}
-
-/// A sled failure keeps its I/O error, so a full disk under the index is a
-/// full disk (507), like one under a blob; anything else is an index error.
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> StoreError {
-        match e {
-            sled::Error::Io(source) => StoreError::Io {
-                path: PathBuf::from("index (sled)"),
-                source,
-            },
-            e => StoreError::Index(e.to_string()),
-        }
-    }
-}
-
-/// Key of the one value in the `artifact_totals` tree.
-const TOTALS_KEY: &[u8] = b"totals";
-
-fn encode_totals(n: u64, bytes: u64) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&n.to_be_bytes());
-    out[8..].copy_from_slice(&bytes.to_be_bytes());
-    out
-}
-
-fn decode_totals(v: &[u8]) -> Option<(u64, u64)> {
-    let n = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-    let bytes = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
-    Some((n, bytes))
-}
-
-/// The size an encoded index entry names (0 if it cannot be read).
-fn entry_size(v: &[u8]) -> u64 {
-    /// The one field needed of an entry (serde skips the rest).
-    #[derive(serde::Deserialize)]
-    struct Size {
-        size: u64,
-    }
-    serde_json::from_slice::<Size>(v).map_or(0, |s| s.size)
-}
-
-/// Counts the index entries and their bytes by reading every one.
-fn walk_totals(index: &sled::Tree) -> StoreResult<(u64, u64)> {
-    let (mut n, mut bytes) = (0u64, 0u64);
-    for item in index.iter() {
-        let (_, v) = item.map_err(index_err)?;
-        n += 1;
-        bytes += entry_size(&v);
-    }
-    Ok((n, bytes))
-}
-
-/// One change to the index, applied with the matching change to the totals
-/// in a single sled transaction; returns the entry it replaced or removed.
-enum IndexWrite {
-    Put(Vec<u8>),
-    Remove,
-    /// Remove only if the current value is exactly this one.
-    RemoveIf(Vec<u8>),
-}
-
-fn transact(
-    index: &sled::Tree,
-    totals: &sled::Tree,
-    key: &[u8],
-    change: &IndexWrite,
-) -> StoreResult<Option<sled::IVec>> {
-    use sled::Transactional;
-    use sled::transaction::ConflictableTransactionError as Abort;
-    (index, totals)
-        .transaction(|(idx, tot)| {
-            let old = match change {
-                IndexWrite::Put(v) => idx.insert(key, v.as_slice())?,
-                IndexWrite::Remove => idx.remove(key)?,
-                IndexWrite::RemoveIf(want) => match idx.get(key)? {
-                    Some(cur) if cur.as_ref() == want.as_slice() => idx.remove(key)?,
-                    _ => return Ok(None),
-                },
-            };
-            let (n, bytes) = tot
-                .get(TOTALS_KEY)?
-                .and_then(|v| decode_totals(&v))
-                .ok_or(Abort::Abort("the store totals are missing or malformed"))?;
-            let (old_n, old_bytes) = old.as_ref().map_or((0, 0), |v| (1, entry_size(v)));
-            let (new_n, new_bytes) = match change {
-                IndexWrite::Put(v) => (1, entry_size(v)),
-                _ => (0, 0),
-            };
-            let n = (n + new_n).saturating_sub(old_n);
-            let bytes = (bytes + new_bytes).saturating_sub(old_bytes);
-            tot.insert(TOTALS_KEY, encode_totals(n, bytes).to_vec())?;
-            Ok(old)
-        })
-        .map_err(|e| match e {
-            // A storage failure (a full disk) keeps its kind.
-            sled::transaction::TransactionError::Storage(e) => StoreError::from(e),
-            e => StoreError::Index(format!("index write: {e:?}")),
-        })
 }
 
 impl EmbeddedStore {
@@ -910,7 +647,7 @@ mod tests {
     /// Flips one byte in place: same size, new mtime (and maybe not even that
     /// on a coarse clock — the small-blob path must not care).
     fn flip(path: &Path, at: u64) {
-        use std::io::{SeekFrom, Write};
+        use std::io::{Read, Seek, SeekFrom, Write};
         let mut f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
