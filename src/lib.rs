@@ -26,7 +26,8 @@
 //! - [`trust_watch`]: the background task that watches the database's head, so the
 //!   head history ([`sumdb::heads`]) dates new records within about a minute.
 //! - [`store`]: the `Store` trait, the embedded store (sled index + blob files, proven
-//!   small blobs in memory), and streaming a blob to a client ([`store::stream`]).
+//!   small blobs in memory), replicas on an S3 bucket ([`store::s3`]: untrusted shared
+//!   tier, bounded local tier), and streaming a blob to a client ([`store::stream`]).
 //! - [`http`]: the router and handlers; [`error`] maps every failure to one HTTP status.
 //! - [`gate`]: the supply-chain verdict — policy rules, advisories, the release
 //!   cooldown, typosquats — consulted before any artifact is served, cached or not.
