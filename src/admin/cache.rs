@@ -75,6 +75,20 @@ impl Selector {
         }))
     }
 
+    /// What every index key it matches starts with (keys are
+    /// `module@version/kind`): a pattern's literal head, so `cache ls` reads
+    /// only that part of the index, not the whole store.
+    pub fn key_prefix(&self) -> &str {
+        match &self.0 {
+            None => "",
+            Some(Sel::Prefix(p)) => p,
+            Some(Sel::Glob(g)) => {
+                let p = g.as_str();
+                &p[..p.find(['*', '?', '[', '\\']).unwrap_or(p.len())]
+            }
+        }
+    }
+
     pub fn matches(&self, module: &str, version: &str) -> bool {
         let mv = format!("{module}@{version}");
         match &self.0 {
@@ -111,7 +125,7 @@ pub async fn ls(
 ) -> Result<usize, AdminError> {
     let sel = Selector::new(pattern)?;
     let entries: Vec<Entry> = store
-        .entries("")
+        .entries(sel.key_prefix())
         .await?
         .into_iter()
         .filter(|e| sel.matches(&e.module, &e.version))
@@ -370,5 +384,13 @@ mod tests {
         assert!(gv.matches("example.com/hello", "v1.0.0"));
         assert!(!gv.matches("example.com/hello", "v1.1.0"));
         assert!(Selector::new(Some("[")).is_err());
+        assert_eq!(all.key_prefix(), "");
+        assert_eq!(pre.key_prefix(), "example.com/hello");
+        assert_eq!(at.key_prefix(), "example.com/hello@v1.1");
+        assert_eq!(g.key_prefix(), "example.com/");
+        assert_eq!(gv.key_prefix(), "");
+        let mid = Selector::new(Some("golang.org/x/[mn]od")).unwrap();
+        assert_eq!(mid.key_prefix(), "golang.org/x/");
+        assert!(mid.matches("golang.org/x/mod", "v0.7.0"));
     }
 }

@@ -474,6 +474,15 @@ impl S3Store {
     }
 }
 
+/// `module@version/kind` of an entry's key `versions/<module>/@v/<version>.<kind>.json`.
+fn artifact_name(key: &str) -> Option<String> {
+    let rest = key.strip_prefix("versions/")?;
+    let (module, file) = rest.rsplit_once("/@v/")?;
+    let stem = file.strip_suffix(".json")?;
+    let (version, kind) = stem.rsplit_once('.')?;
+    Some(format!("{module}@{version}/{kind}"))
+}
+
 /// Percent-decodes a listed key (object_store encodes what S3 advises against).
 fn decode(key: &str) -> String {
     percent_encoding::percent_decode_str(key)
@@ -608,12 +617,23 @@ impl Store for S3Store {
     }
 
     async fn entries(&self, prefix: &str) -> StoreResult<Vec<Entry>> {
-        // A module's entries share a folder; any other prefix lists them all.
-        let folder = match prefix.strip_suffix('@') {
-            Some(m) if !m.is_empty() => format!("versions/{m}/@v"),
-            _ => "versions".to_string(),
+        // Listing is by folder: the deepest one every matching key is under
+        // (a module's versions share `versions/<module>/@v`).
+        let folder = match prefix.split_once('@') {
+            Some((m, _)) if !m.is_empty() => format!("versions/{m}/@v"),
+            _ => match prefix.rfind('/') {
+                Some(i) => format!("versions/{}", &prefix[..i]),
+                None => "versions".to_string(),
+            },
         };
-        let keys = self.list(&folder).await?;
+        // Only the keys that can match are read (their names say module,
+        // version and kind; what is read back must then agree with its name).
+        let keys: Vec<(String, u64)> = self
+            .list(&folder)
+            .await?
+            .into_iter()
+            .filter(|(k, _)| artifact_name(k).is_some_and(|n| n.starts_with(prefix)))
+            .collect();
         let reads = futures_util::stream::iter(keys)
             .map(|(k, _)| async move { (self.get_small(&self.key(&k)).await, k) })
             .buffer_unordered(16)
@@ -623,11 +643,8 @@ impl Store for S3Store {
         for (got, k) in reads {
             let Some((raw, _)) = got? else { continue };
             match serde_json::from_slice::<Entry>(&raw) {
-                Ok(e)
-                    if self.key(&k) == self.entry_key(&e)
-                        && e.module.starts_with(prefix.trim_end_matches('@')) =>
-                {
-                    if prefix.is_empty() || format!("{}@", e.module).starts_with(prefix) {
+                Ok(e) if self.key(&k) == self.entry_key(&e) => {
+                    if format!("{}@{}/{}", e.module, e.version, e.kind).starts_with(prefix) {
                         out.push(e);
                     }
                 }
@@ -961,6 +978,10 @@ mod tests {
         let mine = s.entries("example.com/m@").await.unwrap();
         assert_eq!(mine.len(), 1);
         assert!(s.entries("example.com/other@").await.unwrap().is_empty());
+        assert_eq!(s.entries("example.com/").await.unwrap().len(), 1);
+        assert_eq!(s.entries("example.com/m@v1.0").await.unwrap().len(), 1);
+        assert!(s.entries("example.com/m@v1.1").await.unwrap().is_empty());
+        assert_eq!(s.entries("exa").await.unwrap().len(), 1);
     }
 
     #[tokio::test]
