@@ -505,6 +505,20 @@ fn check_digest(digest: &str) -> StoreResult<()> {
     }
 }
 
+/// A published entry read from the bucket (untrusted bytes): it must parse,
+/// name exactly `mv` and `kind`, claim at most `max_bytes` and a well-formed
+/// digest. The bytes it names are still verified before use.
+pub fn parse_published(
+    raw: &[u8],
+    mv: &ModVersion,
+    kind: Kind,
+    max_bytes: u64,
+) -> Result<Entry, String> {
+    let e: Entry = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+    entry_fits(&e, mv, kind, max_bytes)?;
+    Ok(e)
+}
+
 /// Whether a published entry is the one asked for and plausible.
 fn entry_fits(e: &Entry, mv: &ModVersion, kind: Kind, max_bytes: u64) -> Result<(), String> {
     if e.module != mv.path() || e.version != mv.version() || e.kind != kind.ext() {
@@ -565,10 +579,7 @@ impl Store for S3Store {
         let Some((raw, _)) = self.get_small(&key).await? else {
             return Ok(None);
         };
-        let claimed = match serde_json::from_slice::<Entry>(&raw)
-            .map_err(|e| e.to_string())
-            .and_then(|e| entry_fits(&e, mv, kind, max_bytes).map(|()| e))
-        {
+        let claimed = match parse_published(&raw, mv, kind, max_bytes) {
             Ok(e) => e,
             Err(reason) => {
                 tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
