@@ -31,12 +31,24 @@ struct Replica {
 
 impl Replica {
     fn start(up: &RefUpstream, s3: &[(String, String)], data: &Path) -> Replica {
+        Replica::start_with(up, s3, data, "")
+    }
+
+    /// `store_extra`: more `[store]` keys.
+    fn start_with(
+        up: &RefUpstream,
+        s3: &[(String, String)],
+        data: &Path,
+        store_extra: &str,
+    ) -> Replica {
         let config = data.with_extension("toml");
         // Short bucket timeouts and trust polls, so outages show in seconds.
         std::fs::write(
             &config,
-            "[store]\ntimeout_secs = 3\npoll_secs = 1\n[watch]\nhead_interval_secs = 0\n\
-             [audit]\npublish_secs = 1\n",
+            format!(
+                "[store]\ntimeout_secs = 3\npoll_secs = 1\n{store_extra}\n\
+                 [watch]\nhead_interval_secs = 0\n[audit]\npublish_secs = 1\n"
+            ),
         )
         .unwrap();
         let store = format!("s3://{BUCKET}/{PREFIX}");
@@ -555,4 +567,40 @@ fn audit_who_answers_for_every_replica() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(clients(&o), both, "{}", text(&o.stdout));
     drop((r1, r2));
+}
+
+#[test]
+fn the_local_tier_is_bounded_and_refilled_from_the_bucket() {
+    let s3 = bucket();
+    let up = RefUpstream::start(&[]);
+    let d = tempfile::tempdir().unwrap();
+    // Room for about one version's artifacts.
+    let r = Replica::start_with(&up, &s3.env(), &d.path().join("r"), "local_max_bytes = 600");
+    for m in ["example.com/hello", "example.com/nested"] {
+        for ext in ["info", "mod", "zip"] {
+            let (s, b) = r.get(&format!("/{m}/@v/v1.0.0.{ext}"));
+            assert_eq!(s, 200, "{}", text(&b));
+        }
+    }
+    // hello, served least recently, left the local tier, not the bucket.
+    let zip = entry_json(&s3, "example.com/hello", "v1.0.0", "zip").expect("in the bucket");
+    let digest = zip["digest"].as_str().unwrap().to_string();
+    let blob = d
+        .path()
+        .join("r/blobs/sha256")
+        .join(&digest[..2])
+        .join(&digest);
+    assert!(eventually(10, || !blob.exists()), "still in the local tier");
+    // Asked again: read back from the bucket and verified, not from upstream.
+    up.reset_counters();
+    let before = r.metric("modgate_shared_reads_total{outcome=\"adopted\"}");
+    let (s, _) = r.get("/example.com/hello/@v/v1.0.0.zip");
+    assert_eq!(s, 200);
+    assert_eq!(
+        up.hits("/example.com/hello/@v/v1.0.0.zip"),
+        0,
+        "{:?}",
+        up.counters()
+    );
+    assert!(r.metric("modgate_shared_reads_total{outcome=\"adopted\"}") > before);
 }
