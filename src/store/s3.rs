@@ -104,7 +104,12 @@ pub struct S3Store {
     timeout: Duration,
     totals: Mutex<Option<(u64, u64, Instant)>>,
     refreshing: Arc<AtomicBool>,
+    /// Entries read by [`Store::entries`], by key, with the ETag they had.
+    listed: quick_cache::sync::Cache<String, (String, Entry)>,
 }
+
+/// Entries [`Store::entries`] remembers (~400 bytes each).
+const LISTED_ENTRIES: usize = 100_000;
 
 impl S3Store {
     /// Opens `s3://bucket/prefix` with the AWS environment's endpoint and
@@ -181,6 +186,7 @@ impl S3Store {
             timeout,
             totals: Mutex::new(None),
             refreshing: Arc::default(),
+            listed: quick_cache::sync::Cache::new(LISTED_ENTRIES),
         }
     }
 
@@ -292,6 +298,16 @@ impl S3Store {
 
     /// Every key under `rel` (a folder), relative to the store's prefix, decoded.
     async fn list(&self, rel: &str) -> StoreResult<Vec<(String, u64)>> {
+        Ok(self
+            .list_tagged(rel)
+            .await?
+            .into_iter()
+            .map(|(k, size, _)| (k, size))
+            .collect())
+    }
+
+    /// [`S3Store::list`] with each object's ETag.
+    async fn list_tagged(&self, rel: &str) -> StoreResult<Vec<(String, u64, Option<String>)>> {
         let base = self.key(rel);
         let mut stream = self.bucket.list(Some(&base));
         let mut out = Vec::new();
@@ -310,7 +326,7 @@ impl S3Store {
                 Some(Ok(meta)) => {
                     let full = decode(meta.location.as_ref());
                     if let Some(rel) = full.strip_prefix(&self.prefix) {
-                        out.push((rel.to_string(), meta.size));
+                        out.push((rel.to_string(), meta.size, meta.e_tag));
                     }
                 }
                 Some(Err(e)) => {
@@ -639,22 +655,35 @@ impl Store for S3Store {
         };
         // Only the keys that can match are read (their names say module,
         // version and kind; what is read back must then agree with its name).
-        let keys: Vec<(String, u64)> = self
-            .list(&folder)
+        let keys: Vec<(String, u64, Option<String>)> = self
+            .list_tagged(&folder)
             .await?
             .into_iter()
-            .filter(|(k, _)| artifact_name(k).is_some_and(|n| n.starts_with(prefix)))
+            .filter(|(k, _, _)| artifact_name(k).is_some_and(|n| n.starts_with(prefix)))
             .collect();
-        let reads = futures_util::stream::iter(keys)
-            .map(|(k, _)| async move { (self.get_small(&self.key(&k)).await, k) })
+        // An entry read before under the same ETag is the same object: only
+        // new or changed ones are fetched (a re-check of the whole bucket
+        // costs a listing, not a GET per version).
+        let mut out = Vec::new();
+        let mut fetch = Vec::new();
+        for (k, _, etag) in keys {
+            match (&etag, self.listed.get(&k)) {
+                (Some(t), Some((seen, e))) if *t == seen => out.push(e),
+                _ => fetch.push(k),
+            }
+        }
+        let reads = futures_util::stream::iter(fetch)
+            .map(|k| async move { (self.get_small(&self.key(&k)).await, k) })
             .buffer_unordered(16)
             .collect::<Vec<_>>()
             .await;
-        let mut out = Vec::new();
         for (got, k) in reads {
-            let Some((raw, _)) = got? else { continue };
+            let Some((raw, etag)) = got? else { continue };
             match serde_json::from_slice::<Entry>(&raw) {
                 Ok(e) if self.key(&k) == self.entry_key(&e) => {
+                    if let Some(t) = etag {
+                        self.listed.insert(k.clone(), (t, e.clone()));
+                    }
                     if format!("{}@{}/{}", e.module, e.version, e.kind).starts_with(prefix) {
                         out.push(e);
                     }
