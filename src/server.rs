@@ -94,6 +94,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         audit: Some(audit.clone()),
         metrics,
         replica: crate::audit::shared::replica_name(&cfg.store.replica, &cfg.data_dir),
+        everywhere: Default::default(),
         max_request_bytes: cfg.admin.max_request_bytes,
         max_response_bytes: cfg.admin.max_response_bytes,
         http_auth: match cfg.admin.bearer_sha256.is_empty() {
@@ -204,8 +205,30 @@ pub async fn run(
     // The gate's advisories are read before the first request (a known
     // malicious version must not slip through a start-up window); then its
     // reload task watches the policy file, SIGHUP and the refresh interval.
+    let replica = crate::audit::shared::replica_name(
+        &state.pipeline.config().store.replica,
+        &state.pipeline.config().data_dir,
+    );
     let fetchers = state.audit.as_ref().map(|a| {
         let trail = a.trail().clone();
+        if store.is_shared() {
+            // Who fetched a newly refused version, on any replica.
+            let everywhere = Arc::new(crate::audit::shared::Everywhere::new(
+                store.clone(),
+                state.pipeline.config().data_dir.clone(),
+                replica.clone(),
+                trail,
+                Duration::from_secs(state.pipeline.config().audit.publish_secs.max(1)),
+            ));
+            if let Some(admin) = &state.admin {
+                let _ = admin.everywhere.set(everywhere.clone());
+            }
+            let f: Arc<crate::gate::recheck::Fetchers> = Arc::new(move |m: &str, v: &str| {
+                let (everywhere, m, v) = (everywhere.clone(), m.to_string(), v.to_string());
+                Box::pin(async move { everywhere.fetchers(&m, &v).await })
+            });
+            return f;
+        }
         let f: Arc<crate::gate::recheck::Fetchers> = Arc::new(move |m: &str, v: &str| {
             let (trail, m, v) = (trail.clone(), m.to_string(), v.to_string());
             Box::pin(async move {
@@ -223,10 +246,6 @@ pub async fn run(
     let (audit, admin_socket) = start_admin(&state).await;
     // Replicas publish their audit trails to the bucket, for `audit who`
     // across all of them (see `audit::shared`).
-    let replica = crate::audit::shared::replica_name(
-        &state.pipeline.config().store.replica,
-        &state.pipeline.config().data_dir,
-    );
     let state_data_dir = state.pipeline.config().data_dir.clone();
     let _audit_publisher = (store.is_shared() && audit.is_some()).then(|| {
         let data_dir = state.pipeline.config().data_dir.clone();

@@ -53,7 +53,8 @@ impl Replica {
         .unwrap();
         let store = format!("s3://{BUCKET}/{PREFIX}");
         let gosumdb = up.gosumdb();
-        let args: Vec<&OsStr> = vec![
+        let policy = data.with_extension("policy.toml");
+        let mut args: Vec<&OsStr> = vec![
             OsStr::new("--config"),
             config.as_os_str(),
             OsStr::new("--data-dir"),
@@ -65,6 +66,10 @@ impl Replica {
             OsStr::new("--store"),
             OsStr::new(&store),
         ];
+        // A policy file beside the data dir, if the test wrote one.
+        if policy.exists() {
+            args.extend([OsStr::new("--policy"), policy.as_os_str()]);
+        }
         let (child, url) = serve_env(&args, s3, "info", false);
         Replica { child, url }
     }
@@ -603,4 +608,44 @@ fn the_local_tier_is_bounded_and_refilled_from_the_bucket() {
         up.counters()
     );
     assert!(r.metric("modgate_shared_reads_total{outcome=\"adopted\"}") > before);
+}
+
+#[test]
+fn a_policy_recheck_names_who_fetched_through_any_replica() {
+    let s3 = bucket();
+    let up = RefUpstream::start(&[]);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (dir1, dir2) = (d1.path().join("r1"), d2.path().join("r2"));
+    let policy = "# nothing denied yet\n";
+    std::fs::write(dir1.with_extension("policy.toml"), policy).unwrap();
+    std::fs::write(dir2.with_extension("policy.toml"), policy).unwrap();
+    let r1 = Replica::start(&up, &s3.env(), &dir1);
+    let r2 = Replica::start(&up, &s3.env(), &dir2);
+    // Fetched only through replica 2, by 127.0.0.3.
+    let path = "/example.com/hello/@v/v1.0.0.zip";
+    let (s, _) = http_get_from(
+        &format!("{}{path}", r2.url),
+        "127.0.0.3".parse().unwrap(),
+        &[],
+    );
+    assert_eq!(s, 200);
+    std::thread::sleep(Duration::from_secs(2)); // replica 2 publishes its trail
+    // The version is denied on replica 1: its re-check of the bucket finds
+    // it and names who fetched it, through replica 2.
+    std::fs::write(
+        dir1.with_extension("policy.toml"),
+        "[[deny]]\nmodule = \"example.com/hello\"\nreason = \"SEC-9\"\n",
+    )
+    .unwrap();
+    assert!(
+        eventually(20, || {
+            let (_, page) = r1.get("/");
+            let page = text(&page);
+            page.contains("example.com/hello") && page.contains("127.0.0.3")
+        }),
+        "{}",
+        text(&r1.get("/").1)
+    );
+    assert_eq!(r1.get(path).0, 403);
+    drop(r2);
 }

@@ -159,6 +159,8 @@ pub struct Admin {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// This replica's name in a shared bucket (see `audit::shared`).
     pub replica: String,
+    /// With a shared bucket: who fetched a version on any replica (set at start).
+    pub everywhere: std::sync::OnceLock<Arc<crate::audit::shared::Everywhere>>,
     pub max_request_bytes: usize,
     /// Largest answer a running server builds (`[admin] max_response_bytes`).
     pub max_response_bytes: usize,

@@ -167,6 +167,71 @@ pub async fn sync(
     Ok(dirs)
 }
 
+/// Who was served `module@version` by any replica: this one's trail and the
+/// others' published ones (copied again at most every `every`, so a re-check
+/// naming many versions lists the bucket once).
+pub struct Everywhere {
+    store: Arc<dyn Store>,
+    data_dir: PathBuf,
+    replica: String,
+    own: Trail,
+    every: Duration,
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Vec<PathBuf>)>>,
+}
+
+impl Everywhere {
+    pub fn new(
+        store: Arc<dyn Store>,
+        data_dir: PathBuf,
+        replica: String,
+        own: Trail,
+        every: Duration,
+    ) -> Everywhere {
+        Everywhere {
+            store,
+            data_dir,
+            replica,
+            own,
+            every,
+            last: Default::default(),
+        }
+    }
+
+    /// Each distinct client (with its user) served `module@version` anywhere.
+    pub async fn fetchers(&self, module: &str, version: &str) -> Vec<String> {
+        let dirs = {
+            let mut last = self.last.lock().await;
+            match &*last {
+                Some((at, dirs)) if at.elapsed() < self.every => dirs.clone(),
+                _ => {
+                    let dirs = sync(&*self.store, &self.data_dir, Some(&self.replica))
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "reading the other replicas' audit trails");
+                            Vec::new()
+                        });
+                    *last = Some((std::time::Instant::now(), dirs.clone()));
+                    dirs
+                }
+            }
+        };
+        let (own, m, v) = (self.own.clone(), module.to_string(), version.to_string());
+        tokio::task::spawn_blocking(move || {
+            let mut all: std::collections::BTreeSet<String> =
+                super::fetchers(&own, &m, &v).into_iter().collect();
+            for d in dirs {
+                // A copy another query holds open right now is skipped.
+                if let Ok(t) = Trail::open(&d) {
+                    all.extend(super::fetchers(&t, &m, &v));
+                }
+            }
+            all.into_iter().take(super::MAX_FETCHERS).collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+}
+
 /// `who` over several trails, merged by version, then time.
 pub fn who_all(
     trails: &[Trail],

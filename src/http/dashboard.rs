@@ -149,9 +149,12 @@ async fn blocked_section(st: &AppState, h: &mut String) {
     }
     h.push_str("<table><tr><th>module@version</th><th>why</th><th>fetched by</th></tr>");
     for b in &blocked {
-        let who = match &st.audit {
-            Some(a) => audit::fetchers(a.trail(), &b.module, &b.version),
-            None => Vec::new(),
+        // With replicas on a bucket: who fetched it through any of them.
+        let everywhere = st.admin.as_ref().and_then(|a| a.everywhere.get());
+        let who = match (everywhere, &st.audit) {
+            (Some(e), _) => e.fetchers(&b.module, &b.version).await,
+            (None, Some(a)) => audit::fetchers(a.trail(), &b.module, &b.version),
+            (None, None) => Vec::new(),
         };
         let _ = write!(
             h,
