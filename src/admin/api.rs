@@ -395,19 +395,26 @@ pub async fn execute(
                 Some(u) => audit::parse_when(&u, now)?,
                 None => u64::MAX,
             };
-            let trail = open_trail(&backend)?;
+            // With replicas: every replica's trail, one after the other
+            // (each in time order).
+            let trails = open_trails(&backend).await?;
             let mut failed = None;
-            blocking_ok(|| {
-                trail.export(since, until, |r| {
-                    if let Err(e) =
-                        writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default())
-                    {
-                        failed = Some(e);
-                        return false;
-                    }
-                    true
-                })
-            })?;
+            for trail in &trails {
+                blocking_ok(|| {
+                    trail.export(since, until, |r| {
+                        if let Err(e) =
+                            writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default())
+                        {
+                            failed = Some(e);
+                            return false;
+                        }
+                        true
+                    })
+                })?;
+                if failed.is_some() {
+                    break;
+                }
+            }
             if let Some(e) = failed {
                 return Err(e.into());
             }
