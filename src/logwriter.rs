@@ -10,7 +10,7 @@
 //! it. That is why this is not `tracing-appender`'s non-blocking writer
 //! (tried first): its worker blocks on a channel per line, so with lines
 //! coming one at a time each one woke it — measured on small hits at 1
-//! connection, 8–10 system calls per request (futex wake-ups and the
+//! connection, 5.4–10 system calls per request (futex wake-ups and the
 //! channel's `sched_yield` back-off) against 4.0 with a `write(2)` per line
 //! and 3.05 with this writer (BENCHMARKS.md, 2026-11-30).
 //!
