@@ -10,13 +10,23 @@ use std::time::{Duration, Instant};
 /// Requests made before the SIGTERM, each on a path of its own.
 const N: usize = 2000;
 
+/// The child, killed if the test fails before it exits.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn sigterm_writes_every_queued_access_line() {
     let dir = tempfile::tempdir().unwrap();
     // Held: past the start-up line the test reads none of modgate's stderr
     // until after the SIGTERM, so its pipe fills and most lines are still
     // queued inside the process when the shutdown starts.
-    let (mut child, url, mut log) = common::binary::serve_captured(
+    let (child, url, mut log) = common::binary::serve_captured(
         &[
             "--data-dir".as_ref(),
             dir.path().as_os_str(),
@@ -25,6 +35,7 @@ fn sigterm_writes_every_queued_access_line() {
         "info",
         true,
     );
+    let mut child = Served(child);
     // reqwest is built without a default crypto provider (see upstream.rs).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -71,13 +82,13 @@ fn sigterm_writes_every_queued_access_line() {
     // The premise: lines were waiting in the queue, not only in the pipe.
     assert!(queued > 0, "no line was queued");
 
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     // The shutdown waits for the writer, which waits for the reader.
     std::thread::sleep(Duration::from_millis(300));
     log.resume();
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(
