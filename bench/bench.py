@@ -187,7 +187,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log {d}/access.log;
+    access_log {"off" if self.a.nginx_access_log == "off" else f"{d}/access.log"};
     client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
     uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
     sendfile on; tcp_nopush on; tcp_nodelay on;
@@ -285,7 +285,7 @@ end
         for n in (n for n in (1, 50) if f"zip{n}" in self.a.cases):
             cases.append((f"`.zip` {n} MiB", f"/example.com/big/m{n}/@v/v1.0.0.zip", None,
                           (2 if n == 1 else 4) if self.quick else (5 if n == 1 else 10)))
-        concs = [1, 16, 256]
+        concs = [int(c) for c in self.a.conns.split(",")]
         rows = []
         for label, path, paths, secs in cases:
             for s in servers:  # one short warm-up per server and case
@@ -311,7 +311,8 @@ end
         base = servers[0].label  # nginx
         others = [s.label for s in servers[1:]]
         self.md.append(f"### Warm hits (wrk, same files; median of {self.a.rounds} alternating runs; "
-                       "ratio = modgate / nginx)\n")
+                       f"nginx access_log {self.a.nginx_access_log}, modgate MODGATE_LOG="
+                       f"{os.environ.get('MODGATE_LOG', 'info')}; ratio = modgate / nginx)\n")
         head = "| case | conns | nginx req/s | nginx p99 ms |"
         sep = "|---|---:|---:|---:|"
         for o in others:
@@ -589,6 +590,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short runs, no 500 MiB case, scale up to 10k")
     ap.add_argument("--only", help="comma-separated sections: hits,client,miss,memory,scale")
     ap.add_argument("--cases", default="small,zip1,zip50", help="warm-hit cases: small,zip1,zip50")
+    ap.add_argument("--conns", default="1,16,256", help="warm-hit connection counts, comma-separated")
+    ap.add_argument("--nginx-access-log", choices=("on", "off"), default="on",
+                    help="nginx's access_log in the warm-hit and client runs (modgate logs at MODGATE_LOG, "
+                         "default info)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating wrk runs per warm-hit case")
     ap.add_argument("--gen", type=int, default=200, help="generated modules for the whole-client run")
     ap.add_argument("--modgate", help="modgate binary to measure (default: the release build)")

@@ -36,7 +36,8 @@
 //!   socket, `/admin/`) or on a stopped data dir.
 //! - [`audit`]: the append-only record of who was served or refused what, by module.
 //! - [`config`]: defaults < TOML file < environment < flags; [`server`]: wiring and run;
-//!   [`logfmt`]: the human log line format.
+//!   [`logfmt`]: the log line formats; [`logwriter`]: `serve`'s lines written to stderr
+//!   by a thread of their own (what a clean shutdown and a `kill -9` can lose).
 pub mod admin;
 pub mod audit;
 pub mod config;
@@ -48,6 +49,7 @@ pub mod gate;
 pub mod http;
 pub mod limits;
 pub mod logfmt;
+pub mod logwriter;
 pub mod metrics;
 pub mod module;
 pub mod modzip;

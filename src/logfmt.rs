@@ -70,7 +70,7 @@ where
         event.record(&mut v);
         v.result?;
         w.write_str("},\"target\":")?;
-        json_str(&mut w, format_args!("{}", meta.target()))?;
+        json_plain(&mut w, meta.target())?;
         w.write_str("}\n")
     }
 }
@@ -79,7 +79,11 @@ where
 enum Value<'a> {
     /// A string field: quoted (Debug) in text, a JSON string in JSON.
     Str(&'a str),
-    /// A number or boolean: bare in both.
+    /// An integer: bare in both.
+    Int(bool, u64),
+    /// A finite number: bare in both.
+    F64(f64),
+    /// A boolean: bare in both.
     Bare(fmt::Arguments<'a>),
     /// A `%`/`?` field or an error, already turned into text: bare in text,
     /// a JSON string in JSON.
@@ -122,11 +126,16 @@ impl<'a, 'w> Fields<'a, 'w> {
             self.w.write_char(' ')?;
         }
         let name = field.name();
+        if name != "message" {
+            self.w.write_str(name)?;
+            self.w.write_char('=')?;
+        }
         match value {
             Value::Str(v) if name == "message" => self.w.write_str(v),
-            Value::Bare(v) | Value::Text(v) if name == "message" => self.w.write_fmt(v),
-            Value::Str(v) => write!(self.w, "{name}={v:?}"),
-            Value::Bare(v) | Value::Text(v) => write!(self.w, "{name}={v}"),
+            Value::Str(v) => debug_str(self.w, v),
+            Value::Int(neg, v) => int(self.w, neg, v),
+            Value::F64(v) => float(self.w, v),
+            Value::Bare(v) | Value::Text(v) => self.w.write_fmt(v),
         }
     }
 
@@ -134,10 +143,12 @@ impl<'a, 'w> Fields<'a, 'w> {
         if !first {
             self.w.write_char(',')?;
         }
-        json_str(self.w, format_args!("{}", field.name()))?;
+        json_plain(self.w, field.name())?;
         self.w.write_char(':')?;
         match value {
-            Value::Str(v) => json_str(self.w, format_args!("{v}")),
+            Value::Str(v) => json_plain(self.w, v),
+            Value::Int(neg, v) => int(self.w, neg, v),
+            Value::F64(v) => float(self.w, v),
             Value::Bare(v) => self.w.write_fmt(v),
             Value::Text(v) => json_str(self.w, v),
         }
@@ -150,11 +161,11 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, Value::Bare(format_args!("{value}")));
+        self.put(field, Value::Int(false, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, Value::Bare(format_args!("{value}")));
+        self.put(field, Value::Int(value < 0, value.unsigned_abs()));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -164,7 +175,7 @@ impl Visit for Fields<'_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         // JSON has no NaN or infinity: those become strings there.
         if value.is_finite() {
-            self.put(field, Value::Bare(format_args!("{value}")));
+            self.put(field, Value::F64(value));
         } else {
             self.put(field, Value::Text(format_args!("{value}")));
         }
@@ -177,6 +188,81 @@ impl Visit for Fields<'_, '_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.put(field, Value::Text(format_args!("{value:?}")));
     }
+}
+
+/// Plain printable ASCII, nothing to escape in a Rust-quoted or JSON string
+/// (the common case: paths, module names, field names).
+fn plain(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// `"{s:?}"`, without the formatting machinery when there is nothing to escape.
+fn debug_str(w: &mut Writer<'_>, s: &str) -> fmt::Result {
+    if !plain(s) {
+        return write!(w, "{s:?}");
+    }
+    w.write_char('"')?;
+    w.write_str(s)?;
+    w.write_char('"')
+}
+
+/// An integer as `Display` writes it.
+fn int(w: &mut Writer<'_>, neg: bool, mut v: u64) -> fmt::Result {
+    let mut buf = [0u8; 21];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    w.write_str(std::str::from_utf8(&buf[i..]).map_err(|_| fmt::Error)?)
+}
+
+/// A finite `f64` as `Display` writes it. A value that is a whole number of
+/// thousandths (`duration_ms`: milliseconds to the microsecond) is written
+/// from that integer: `Display` writes the shortest decimal that reads back
+/// as the same `f64`, and for a nearest `f64` of a decimal with at most 15
+/// significant digits that is the decimal itself (trailing zeros dropped).
+fn float(w: &mut Writer<'_>, v: f64) -> fmt::Result {
+    let u = (v * 1000.0).round();
+    if !(v.is_sign_positive() && u < 1e15 && u / 1000.0 == v) {
+        return write!(w, "{v}");
+    }
+    let u = u as u64;
+    int(w, false, u / 1000)?;
+    let frac = u % 1000;
+    if frac == 0 {
+        return Ok(());
+    }
+    let digits = [
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ];
+    let mut end = digits.len();
+    while digits[end - 1] == b'0' {
+        end -= 1;
+    }
+    w.write_str(std::str::from_utf8(&digits[..end]).map_err(|_| fmt::Error)?)
+}
+
+/// A JSON string of `s`, copied as is when there is nothing to escape.
+fn json_plain(w: &mut Writer<'_>, s: &str) -> fmt::Result {
+    if !plain(s) {
+        return json_str(w, format_args!("{s}"));
+    }
+    w.write_char('"')?;
+    w.write_str(s)?;
+    w.write_char('"')
 }
 
 /// Writes `value` as a JSON string, escaping as it goes (no buffer).
@@ -281,6 +367,52 @@ mod tests {
         assert_eq!(second(1_709_251_199), "2024-02-29T23:59:59");
         assert_eq!(second(1_795_998_988), "2026-11-30T00:36:28");
         assert_eq!(second(4_102_444_800), "2100-01-01T00:00:00");
+    }
+
+    fn with_writer(f: impl FnOnce(&mut Writer<'_>) -> fmt::Result) -> String {
+        let mut s = String::new();
+        f(&mut Writer::new(&mut s)).unwrap();
+        s
+    }
+
+    /// The fast paths write what `Display`/`Debug` would.
+    #[test]
+    fn numbers_and_strings_as_the_standard_library_writes_them() {
+        let mut floats = vec![
+            0.0, -0.0, 0.5, 1.0, 57.0, 0.001, 0.057, 0.1, 0.3, 12.345, 1e-7, 1e14,
+        ];
+        floats.extend([
+            1e15,
+            1e300,
+            -2.5,
+            123456.789,
+            0.1 + 0.2,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ]);
+        // Durations as access_log rounds them: every microsecond up to 2 s, then sparser.
+        let micros =
+            (0..2_000_000u64).chain((2_000_000..10_000_000_000_000).step_by(7_777_777_777));
+        floats.extend(micros.map(|us| (us as f64).round() / 1e3));
+        for v in floats {
+            assert_eq!(with_writer(|w| float(w, v)), format!("{v}"), "{v:e}");
+        }
+        for v in [0u64, 1, 9, 10, 99, 100, 65535, u64::MAX] {
+            assert_eq!(with_writer(|w| int(w, false, v)), v.to_string());
+        }
+        for v in [0i64, -1, -10, 42, i64::MIN, i64::MAX] {
+            assert_eq!(
+                with_writer(|w| int(w, v < 0, v.unsigned_abs())),
+                v.to_string()
+            );
+        }
+        for s in [
+            "", "zip", "a b", "it's", "q\"q", "b\\s", "t\tn\n", "\u{1}", "é", "\u{7f}", "~",
+        ] {
+            assert_eq!(with_writer(|w| debug_str(w, s)), format!("{s:?}"));
+            let json = with_writer(|w| json_plain(w, s));
+            assert_eq!(serde_json::from_str::<String>(&json).unwrap(), s, "{json}");
+        }
     }
 
     /// Collects what a subscriber writes.

@@ -506,24 +506,43 @@ impl ServeArgs {
     }
 }
 
-fn init_logging(format: &str) {
+/// Logs to stderr. `serve` (`queued`) writes its lines by a thread of their
+/// own (see `modgate::logwriter`: what a clean shutdown and a `kill -9` can
+/// lose) and returns the guard that flushes them; the one-shot commands write
+/// each line themselves, in order with what they print.
+fn init_logging(format: &str, queued: bool) -> Option<modgate::logwriter::LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MODGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         // Colour codes only for a terminal: not in log files (and cheaper per line).
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == "json" {
-        builder.event_format(modgate::logfmt::Json).init();
-    } else {
-        builder.event_format(modgate::logfmt::Line).init();
+    let json = format == "json";
+    if !queued {
+        let builder = builder.with_writer(std::io::stderr);
+        match json {
+            true => builder.event_format(modgate::logfmt::Json).init(),
+            false => builder.event_format(modgate::logfmt::Line).init(),
+        }
+        return None;
     }
+    let (queue, guard) = modgate::logwriter::stderr();
+    let builder = builder.with_writer(queue);
+    match json {
+        true => builder.event_format(modgate::logfmt::Json).init(),
+        false => builder.event_format(modgate::logfmt::Line).init(),
+    }
+    Some(guard)
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the server until SIGTERM or ctrl-c. The log's guard goes to `log`,
+/// for `main` to drop (flushing every queued line) once the runtime is gone.
+async fn serve(
+    args: ServeArgs,
+    log: &mut Option<modgate::logwriter::LogGuard>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = args.config()?;
-    init_logging(&cfg.log_format);
+    *log = init_logging(&cfg.log_format, true);
     let listen = cfg.listen.clone();
     let (upstream, sumdb, data_dir) = (
         cfg.upstream.clone(),
@@ -541,11 +560,12 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 async fn admin(
     remote: Option<(String, PathBuf)>,
     cmd: Command,
+    log: &mut Option<modgate::logwriter::LogGuard>,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     use modgate::admin::prefetch;
     let cmd = match admin_request(cmd) {
         Ok((dir, req)) => {
-            init_logging("text");
+            init_logging("text", false);
             return run_admin(remote, dir, req).await;
         }
         Err(cmd) => *cmd,
@@ -553,7 +573,7 @@ async fn admin(
     match cmd {
         Command::Prefetch(a) => {
             let cfg = a.serve.config()?;
-            init_logging(&cfg.log_format);
+            init_logging(&cfg.log_format, false);
             let sources = prefetch::read_sources(&a.files)?;
             let want = prefetch::want_of(&sources)?;
             let data_dir = cfg.data_dir.clone();
@@ -592,7 +612,7 @@ async fn admin(
             modgate::http::ops::probe(&url).await?;
             Ok(true)
         }
-        Command::Serve(a) => serve(a).await.map(|()| true),
+        Command::Serve(a) => serve(a, log).await.map(|()| true),
         Command::Cache(_)
         | Command::Trust(_)
         | Command::Audit(_)
@@ -614,7 +634,13 @@ fn main() -> ExitCode {
         }
     };
     let remote = cli.server.zip(cli.token_file);
-    let result = rt.block_on(admin(remote, cli.command));
+    let mut log = None;
+    let result = rt.block_on(admin(remote, cli.command, &mut log));
+    // The runtime first (tasks still running may log as they end), then the
+    // log's writer: every queued line is written before the process exits,
+    // and before an error below is printed after them.
+    drop(rt);
+    drop(log);
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

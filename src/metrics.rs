@@ -64,6 +64,11 @@ pub struct Metrics {
     pub audit_dropped: prometheus::IntCounter,
     pub audit_queue_full: prometheus::IntCounter,
     pub audit_pruned: prometheus::IntCounter,
+    /// Log lines waiting for the log's writer thread (what a `kill -9` would
+    /// lose), and lines lost because writing them to stderr failed; sampled
+    /// from [`crate::logwriter`] at scrape time.
+    pub log_lines_queued: IntGauge,
+    pub log_lines_dropped: prometheus::IntCounter,
     /// Admin requests (socket and HTTP) by outcome (`ok`, `error`, `bad_request`, `too_large`, `answer_too_large`).
     pub admin_requests: IntCounterVec,
     /// Versions whose origin now serves other content than was verified (`origin
@@ -246,6 +251,16 @@ impl Metrics {
                 &r,
                 "modgate_audit_records_pruned_total",
                 "Audit records deleted by retention.",
+            ),
+            log_lines_queued: gauge(
+                &r,
+                "modgate_log_lines_queued",
+                "Log lines queued for the writer thread, not yet written to stderr.",
+            ),
+            log_lines_dropped: plain_counter(
+                &r,
+                "modgate_log_lines_dropped_total",
+                "Log lines lost: writing them to stderr failed.",
             ),
             admin_requests: counter(
                 &r,

@@ -294,6 +294,15 @@ fn go_mod_download_authenticates_from_netrc_over_https() {
 /// A `modgate serve` child process, stopped on drop (also when a test fails).
 struct Served(std::process::Child);
 
+impl Served {
+    /// SIGTERM, then wait: a clean shutdown writes every queued log line
+    /// (a kill -9 may lose the last ones; see src/logwriter.rs).
+    fn stop(mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -379,7 +388,7 @@ fn credentials_never_reach_the_logs_and_access_lines_carry_fields() {
     ];
     let statuses: Vec<u16> = results.iter().map(|r| r.as_ref().unwrap().0).collect();
     assert_eq!(statuses, [401, 401, 200, 200]);
-    drop(child);
+    child.stop();
 
     let text = std::fs::read_to_string(&log).unwrap();
     for secret in [wrong_pw, wrong_tok, PASSWORD, TOKEN] {

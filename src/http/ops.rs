@@ -125,6 +125,11 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         .with_label_values(&[sumdb.name()])
         .set(i64::from(sumdb.is_forked()));
     m.in_flight.set(p.in_flight() as i64);
+    m.log_lines_queued
+        .set(crate::logwriter::lines_queued() as i64);
+    let dropped = crate::logwriter::lines_dropped();
+    m.log_lines_dropped
+        .inc_by(dropped.saturating_sub(m.log_lines_dropped.get()));
     // The store keeps its totals in the same transaction as every index
     // write (commit, quarantine, refetch, `cache rm`, eviction): read them
     // rather than trust increments, which cannot see every path.
