@@ -217,10 +217,10 @@ http {{
         return [(m["path"], m["version"]) for m in mods
                 if m["path"].startswith(("example.com/gen/", "example.com/genreal/", "example.com/big/"))]
 
-    def warm(self, mg, static):
-        """Fetches every artifact through modgate (a verified miss each), writes the bytes
-        modgate served into a GOPROXY tree, then asks again to check they are now hits."""
-        mods = self.modules()
+    def warm(self, mg, static, mods=None):
+        """Fetches every artifact (of `mods`, default all) through modgate (a verified miss
+        each) and writes the bytes modgate served into a GOPROXY tree."""
+        mods = mods if mods is not None else self.modules()
         log(f"warming modgate: {len(mods)} module versions (.info .mod .zip) ...")
 
         def one(pv):
@@ -535,7 +535,14 @@ end
         return f"{os.cpu_count()} CPUs ({cpu}), {mem} RAM, load average at start {' '.join(load)}"
 
     def run(self):
-        sections = set(self.a.only.split(",")) if self.a.only else {"hits", "client", "miss", "memory", "scale"}
+        sections = set(self.a.only.split(",")) if self.a.only else \
+            {"hits", "client", "miss", "memory", "scale"} | (set() if self.quick else {"replicas"})
+        if "replicas" in sections and not self.a.only and \
+                not shutil.which(os.environ.get("MODGATE_MOTO_SERVER") or "moto_server"):
+            log("no moto_server (scripts/test.sh installs it): the replicas section is skipped")
+            sections.discard("replicas")
+        if "memory" not in sections:
+            self.big = [1, 50]  # only the memory section's full run needs the 500 MiB zip
         self.build()
         self.md += [f"## modgate benchmarks ({'quick' if self.quick else 'full'} run, {time.strftime('%Y-%m-%d %H:%M')})\n",
                     f"Machine: {self.machine()}; servers and load generator share it.\n"]
@@ -545,7 +552,7 @@ end
         main_dd = os.path.join(self.work, "data-main")
         mg = self.start_modgate("modgate", main_dd)
         mods = self.warm(mg, static)
-        if "hits" in sections or "client" in sections:
+        if sections & {"hits", "client", "replicas"}:
             # Restart on the warm store so the runs see a server with only hits behind it.
             self.stop(mg)
             mg = self.start_modgate("modgate", main_dd)
@@ -564,6 +571,11 @@ end
             if "client" in sections:
                 log("whole client ...")
                 self.sec_client(mg, ng, static)
+            if "replicas" in sections:
+                log("replicas on a bucket ...")
+                import replicas  # bench/replicas.py (needs moto_server)
+                replicas.Replicas(self, rounds=self.a.cold_rounds, latency_ms=self.a.latency_ms,
+                                  trials=self.a.trials).run(mg, ng, static, mods)
             for s in servers:
                 self.stop(s)
         else:
@@ -588,7 +600,8 @@ end
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short runs, no 500 MiB case, scale up to 10k")
-    ap.add_argument("--only", help="comma-separated sections: hits,client,miss,memory,scale")
+    ap.add_argument("--only", help="comma-separated sections: hits,client,miss,memory,scale,replicas "
+                                   "(replicas: not in --quick unless named here)")
     ap.add_argument("--cases", default="small,zip1,zip50", help="warm-hit cases: small,zip1,zip50")
     ap.add_argument("--conns", default="1,16,256", help="warm-hit connection counts, comma-separated")
     ap.add_argument("--nginx-access-log", choices=("on", "off"), default="on",
@@ -599,6 +612,11 @@ def main():
     ap.add_argument("--modgate", help="modgate binary to measure (default: the release build)")
     ap.add_argument("--compare", help="a second modgate binary (e.g. before a change) measured "
                                       "beside the first in the warm-hit runs")
+    ap.add_argument("--latency-ms", type=int, default=50,
+                    help="replicas: upstream latency of the second cold-miss and storm phases (0: skip)")
+    ap.add_argument("--trials", type=int, default=5, help="replicas: new versions per storm phase")
+    ap.add_argument("--cold-rounds", type=int, default=5,
+                    help="replicas: rounds of fresh processes per cold-miss phase")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     b = Bench(ap.parse_args())

@@ -79,10 +79,11 @@ func (s *slow) resetMax() {
 	}
 }
 
-// control handles /_control/delay?what=zip&ms=N (ms=0 removes the delay).
+// control handles /_control/delay?what=zip&ms=N (ms=0 removes the delay);
+// what=sumdb holds every checksum-database answer (lookups, tiles, latest).
 func (s *slow) control(w http.ResponseWriter, what, ms string) bool {
-	if what != "zip" && what != "mod" && what != "info" {
-		http.Error(w, "what must be zip, mod or info", http.StatusBadRequest)
+	if what != "zip" && what != "mod" && what != "info" && what != "sumdb" {
+		http.Error(w, "what must be zip, mod, info or sumdb", http.StatusBadRequest)
 		return false
 	}
 	var n int

@@ -109,6 +109,10 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
+		defer u.slow.enter("sumdb")()
+		if !u.slow.wait(r, "sumdb") {
+			return
+		}
 		u.serveSumdb(w, r, "/"+strings.TrimPrefix(p, sumPrefix))
 		return
 	}
