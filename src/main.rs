@@ -345,7 +345,8 @@ async fn run_admin(
                     let scratch = tempfile::tempdir()?;
                     let timeout =
                         std::time::Duration::from_secs(Config::default().store.timeout_secs);
-                    let store = modgate::store::open(&location, scratch.path(), 16 << 20, timeout)?;
+                    let store =
+                        modgate::store::open(&location, scratch.path(), 16 << 20, timeout, None)?;
                     let mut out = std::io::stdout();
                     return Ok(modgate::admin::api::execute(
                         Backend::Bucket(&data_dir, store),

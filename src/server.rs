@@ -70,6 +70,7 @@ pub fn build(cfg: Config) -> Result<AppState, StartError> {
         &cfg.data_dir,
         cfg.cache.memory_mib << 20,
         Duration::from_secs(cfg.store.timeout_secs.max(1)),
+        Some(metrics.clone()),
     )
     .map_err(|source| StartError::Store {
         path: cfg.data_dir.clone(),

@@ -457,6 +457,8 @@ fn a_paused_bucket_and_a_replica_killed_mid_upload_leave_nothing_half_written() 
         text(&body)
     );
     assert!(eventually(15, || r1.get("/readyz").0 == 503));
+    // The limit that bit is named and counted.
+    assert!(r1.metric("modgate_limit_hits_total{limit=\"store_timeout\"}") >= 1.0);
 
     // A zip miss that is uploading when the replica is killed.
     let url = format!("{}/example.com/nested/@v/v1.0.0.zip", r1.url);

@@ -424,6 +424,7 @@ pub fn open(
     data_dir: &std::path::Path,
     memory_bytes: u64,
     timeout: std::time::Duration,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 ) -> StoreResult<std::sync::Arc<dyn Store>> {
     Ok(match location {
         Location::Embedded => {
@@ -436,6 +437,7 @@ pub fn open(
             &S3Options {
                 timeout,
                 memory_bytes,
+                metrics,
             },
         )?),
     })

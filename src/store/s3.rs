@@ -87,12 +87,14 @@ impl From<Fail> for StoreError {
 }
 
 /// The tunables of a bucket store (`[store]`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Options {
     /// The longest one bucket call (or one chunk of a download) may take.
     pub timeout: Duration,
     /// Bytes of small blobs kept in memory by the local tier.
     pub memory_bytes: u64,
+    /// Where a limit that bites is counted (`modgate_limit_hits_total`).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 pub struct S3Store {
@@ -104,6 +106,7 @@ pub struct S3Store {
     timeout: Duration,
     totals: Mutex<Option<(u64, u64, Instant)>>,
     refreshing: Arc<AtomicBool>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Entries read by [`Store::entries`], by key, with the ETag they had.
     listed: quick_cache::sync::Cache<String, (String, Entry)>,
 }
@@ -154,13 +157,15 @@ impl S3Store {
                 timed_out: false,
             })?;
         let local = EmbeddedStore::open_with_memory(local_dir, opts.memory_bytes)?;
-        Ok(S3Store::with_bucket(
+        let mut store = S3Store::with_bucket(
             Arc::new(s3),
             &format!("s3://{bucket}"),
             prefix,
             Arc::new(local),
             opts.timeout,
-        ))
+        );
+        store.metrics = opts.metrics.clone();
+        Ok(store)
     }
 
     /// A store on any [`ObjectStore`] (tests use the in-memory one).
@@ -187,6 +192,15 @@ impl S3Store {
             totals: Mutex::new(None),
             refreshing: Arc::default(),
             listed: quick_cache::sync::Cache::new(LISTED_ENTRIES),
+            metrics: None,
+        }
+    }
+
+    /// Counts a limit that bit: `store_timeout` (`[store] timeout_secs`),
+    /// `store_meta_bytes` (a metadata object over [`MAX_META_BYTES`]).
+    fn bit(&self, limit: &str) {
+        if let Some(m) = &self.metrics {
+            m.limit_hit(limit);
         }
     }
 
@@ -229,7 +243,11 @@ impl S3Store {
         what: &str,
         f: impl std::future::Future<Output = object_store::Result<T>>,
     ) -> Result<T, Fail> {
-        match tokio::time::timeout(self.timeout, f).await {
+        let r = tokio::time::timeout(self.timeout, f).await;
+        if r.is_err() {
+            self.bit("store_timeout");
+        }
+        match r {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(object_store::Error::NotFound { .. })) => Err(Fail::NotFound),
             Ok(Err(object_store::Error::AlreadyExists { .. })) => Err(Fail::Exists),
@@ -240,7 +258,7 @@ impl S3Store {
             })),
             Err(_) => Err(Fail::Store(StoreError::Shared {
                 msg: format!(
-                    "{} {what}: no answer within {}",
+                    "{} {what}: no answer within {} ([store] timeout_secs)",
                     self.url,
                     humantime::format_duration(self.timeout)
                 ),
@@ -257,6 +275,7 @@ impl S3Store {
             Err(f) => return Err(f.into()),
         };
         if got.meta.size > MAX_META_BYTES {
+            self.bit("store_meta_bytes");
             return Err(StoreError::Shared {
                 msg: format!(
                     "{key} is {} bytes, more than metadata may be",
@@ -315,6 +334,7 @@ impl S3Store {
             let next = match tokio::time::timeout(self.timeout, stream.next()).await {
                 Ok(n) => n,
                 Err(_) => {
+                    self.bit("store_timeout");
                     return Err(StoreError::Shared {
                         msg: format!("{} LIST {base}: no answer in time", self.url),
                         timed_out: true,
@@ -365,9 +385,12 @@ impl S3Store {
                 msg: format!("{} PUT {key}: {e}", self.url),
                 timed_out: false,
             }),
-            Err(_) => Err(StoreError::Shared {
-                msg: format!("{} PUT {key}: no answer in time", self.url),
-                timed_out: true,
+            Err(_) => Err({
+                self.bit("store_timeout");
+                StoreError::Shared {
+                    msg: format!("{} PUT {key}: no answer in time", self.url),
+                    timed_out: true,
+                }
             }),
         }
     }
@@ -436,6 +459,7 @@ impl S3Store {
         loop {
             let chunk = match tokio::time::timeout(self.timeout, stream.next()).await {
                 Err(_) => {
+                    self.bit("store_timeout");
                     return Err(StoreError::Shared {
                         msg: format!("{} GET {key}: stalled", self.url),
                         timed_out: true,
