@@ -186,15 +186,23 @@ pub async fn run(
         .map_err(StartError::StoreCheck)?;
     let sumdb = state.pipeline.sumdb();
     // Replicas share the trust state: re-read it every `poll_secs`, so a
-    // fork one of them proves stops this one within seconds.
+    // fork one of them proves stops this one within seconds; removals made
+    // through another replica or the CLI (`cache rm`) are applied to this
+    // one's local tier in the same round.
     let _trust_poll = store.is_shared().then(|| {
         let (client, every) = (sumdb.clone(), state.pipeline.config().store.poll_secs.max(1));
+        let poll_store = store.clone();
         AbortOnDrop(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(every));
             loop {
                 tick.tick().await;
                 if let Err(e) = client.resync().await {
                     tracing::warn!(sumdb = client.name(), error = %e, "re-reading the shared trust state");
+                }
+                match poll_store.sync_removals().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "applied removals made through another replica or the CLI"),
+                    Err(e) => tracing::warn!(error = %e, "reading removals from the shared store"),
                 }
             }
         }))

@@ -654,3 +654,42 @@ fn a_policy_recheck_names_who_fetched_through_any_replica() {
     assert_eq!(r1.get(path).0, 403);
     drop(r2);
 }
+
+#[test]
+fn cache_rm_against_the_bucket_reaches_every_replica() {
+    let s3 = bucket();
+    let up = RefUpstream::start(&[]);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
+    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
+    let zip = "/example.com/hello/@v/v1.0.0.zip";
+    assert_eq!(r1.get(zip).0, 200);
+    assert_eq!(r2.get(zip).0, 200);
+    let scratch = tempfile::tempdir().unwrap();
+    let store = format!("s3://{BUCKET}/{PREFIX}");
+    let o = modgate(
+        &[
+            "cache",
+            "rm",
+            "--store",
+            &store,
+            "--data-dir",
+            scratch.path().to_str().unwrap(),
+            "example.com/hello@v1.0.0",
+        ],
+        &s3.env(),
+    );
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(entry_json(&s3, "example.com/hello", "v1.0.0", "zip").is_none());
+    // Replica 2 drops its local copy within a poll: the next request is a
+    // miss, fetched and verified again from upstream.
+    up.reset_counters();
+    assert!(
+        eventually(10, || {
+            assert_eq!(r2.get(zip).0, 200);
+            up.hits(zip) >= 1
+        }),
+        "replica 2 still serves its local copy after cache rm"
+    );
+    drop(r1);
+}

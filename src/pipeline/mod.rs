@@ -209,7 +209,7 @@ impl Pipeline {
             Err(StoreError::Corrupt { digest, reason }) => {
                 tracing::error!(module = %mv.path(), version = %mv.version(), kind = kind.ext(),
                     %digest, %reason, "stored blob corrupt; refetching");
-                if self.store.remove(mv, kind).await? {
+                if self.store.forget_local(mv, kind).await? {
                     self.metrics().stored(-1, -(entry.size as i64));
                 }
                 let (entry, cache) = self.artifact_admitted(mv, kind, Some(client)).await?;

@@ -351,6 +351,18 @@ pub trait Store: Send + Sync {
         Ok(false)
     }
 
+    /// Drops this process's own copy of an artifact found damaged where it
+    /// serves from; a shared copy, if any, stays (it is checked when read).
+    async fn forget_local(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
+        self.remove(mv, kind).await
+    }
+
+    /// Applies removals that others sharing this store made (`cache rm`
+    /// against a bucket) to this process's local copies; how many went.
+    async fn sync_removals(&self) -> StoreResult<usize> {
+        Ok(0)
+    }
+
     /// Whether other processes share this store (replicas on a bucket).
     fn is_shared(&self) -> bool {
         false

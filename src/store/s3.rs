@@ -9,6 +9,8 @@
 //! <prefix>/trust/<sumdb>/heads                         when each tree size was first seen
 //! <prefix>/pins/<module>@<version>/<kind>              private modules' first-sight pins (create-only)
 //! <prefix>/quarantine/<hex>-<unix seconds>             blobs `cache verify` found damaged
+//! <prefix>/tombstones/<unix seconds>-<random>.json     removals (`cache rm`) every replica applies
+//!                                                      to its local tier (kept 7 days)
 //! <prefix>/shared/audit/<replica>/seg-….{log,idx}       each replica's audit trail (`audit::shared`)
 //! <prefix>/probe/<random>                              the start-up check of conditional writes
 //! ```
@@ -107,6 +109,8 @@ pub struct S3Store {
     totals: Mutex<Option<(u64, u64, Instant)>>,
     refreshing: Arc<AtomicBool>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Tombstones (removals by `cache rm`) already applied to the local tier.
+    applied: Mutex<std::collections::HashSet<String>>,
     /// Entries read by [`Store::entries`], by key, with the ETag they had.
     listed: quick_cache::sync::Cache<String, (String, Entry)>,
 }
@@ -193,6 +197,7 @@ impl S3Store {
             refreshing: Arc::default(),
             listed: quick_cache::sync::Cache::new(LISTED_ENTRIES),
             metrics: None,
+            applied: Mutex::default(),
         }
     }
 
@@ -514,6 +519,26 @@ impl S3Store {
     }
 }
 
+/// A removal (`cache rm`, `cache verify`) for every replica to apply to its
+/// local tier: `tombstones/<unix seconds>-<random>.json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Tombstone {
+    time: u64,
+    /// Artifact keys, `module@version/kind`.
+    keys: Vec<String>,
+}
+
+/// How long tombstones are kept: a replica down for longer may keep serving
+/// a removed version from its local tier after it restarts.
+const TOMBSTONE_SECS: u64 = 7 * 86_400;
+
+/// `module@version/kind` back into its parts (validated).
+fn parse_artifact_key(key: &str) -> Option<(ModVersion, Kind)> {
+    let (mv, kind) = key.rsplit_once('/')?;
+    let (m, v) = mv.rsplit_once('@')?;
+    Some((ModVersion::new(m, v).ok()?, Kind::parse(kind)?))
+}
+
 /// `module@version/kind` of an entry's key `versions/<module>/@v/<version>.<kind>.json`.
 fn artifact_name(key: &str) -> Option<String> {
     let rest = key.strip_prefix("versions/")?;
@@ -658,6 +683,15 @@ impl Store for S3Store {
         let key = self.version_key(mv.path(), mv.version(), kind.ext());
         let shared = self.get_small(&key).await?.is_some();
         self.delete(&key).await?;
+        // Every replica drops its local copy too (see `sync_removals`).
+        let stone = Tombstone {
+            time: now_secs(),
+            keys: vec![super::artifact_key(mv, kind)],
+        };
+        let body = serde_json::to_vec(&stone).map_err(|e| StoreError::Index(e.to_string()))?;
+        let name = format!("tombstones/{:012}-{:016x}.json", stone.time, rand());
+        self.put(&self.key(&name), Bytes::from(body), PutMode::Create)
+            .await?;
         *self.totals.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(self.local.remove(mv, kind).await? || shared)
     }
@@ -665,6 +699,62 @@ impl Store for S3Store {
     async fn delete_blob(&self, digest: &str) -> StoreResult<()> {
         self.delete(&self.blob_key(digest)?).await?;
         self.local.delete_blob(digest).await
+    }
+
+    async fn forget_local(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
+        self.local.remove(mv, kind).await
+    }
+
+    async fn sync_removals(&self) -> StoreResult<usize> {
+        let mut removed = 0;
+        let now = now_secs();
+        for (k, _) in self.list("tombstones").await? {
+            let Some(name) = k.strip_prefix("tombstones/") else {
+                continue;
+            };
+            if self
+                .applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(name)
+            {
+                continue;
+            }
+            let written = name
+                .split('-')
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(0);
+            if now.saturating_sub(written) > TOMBSTONE_SECS {
+                // Old enough that every running replica has applied it.
+                self.delete(&self.key(&k)).await?;
+                continue;
+            }
+            let Some((raw, _)) = self.get_small(&self.key(&k)).await? else {
+                continue;
+            };
+            // Anyone who can write the bucket can write a tombstone: at worst
+            // it drops local copies, which are then read and verified again.
+            if let Ok(stone) = serde_json::from_slice::<Tombstone>(&raw) {
+                for key in &stone.keys {
+                    let Some((mv, kind)) = parse_artifact_key(key) else {
+                        continue;
+                    };
+                    // Only a copy verified before the removal goes.
+                    if let Some(e) = self.local.entry(&mv, kind).await?
+                        && e.verification.verified_at <= stone.time
+                        && self.local.remove(&mv, kind).await?
+                    {
+                        removed += 1;
+                    }
+                }
+            }
+            self.applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_string());
+        }
+        Ok(removed)
     }
 
     async fn entries(&self, prefix: &str) -> StoreResult<Vec<Entry>> {
