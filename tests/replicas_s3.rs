@@ -652,6 +652,9 @@ fn a_policy_recheck_names_who_fetched_through_any_replica() {
         text(&r1.get("/").1)
     );
     assert_eq!(r1.get(path).0, 403);
+    // The dashboard's search on replica 1 finds replica 2's record too.
+    let (_, page) = r1.get("/?who=example.com/hello%40v1.0.0");
+    assert!(text(&page).contains("127.0.0.3"), "{}", text(&page));
     drop(r2);
 }
 

@@ -197,24 +197,49 @@ impl Everywhere {
         }
     }
 
+    /// Every record of `module` (or `module@version`) on any replica, by
+    /// version, then time.
+    pub async fn records(
+        &self,
+        module: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<Record>, AuditError> {
+        let dirs = self.dirs().await;
+        let (own, m, v) = (
+            self.own.clone(),
+            module.to_string(),
+            version.map(String::from),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut trails = vec![own];
+            trails.extend(dirs.iter().filter_map(|d| Trail::open(d).ok()));
+            who_all(&trails, &m, v.as_deref(), 0)
+        })
+        .await
+        .map_err(|e| AuditError::Usage(format!("reading the trails: {e}")))?
+    }
+
+    /// The other replicas' copied trails, copied again at most every `every`.
+    async fn dirs(&self) -> Vec<PathBuf> {
+        let mut last = self.last.lock().await;
+        match &*last {
+            Some((at, dirs)) if at.elapsed() < self.every => dirs.clone(),
+            _ => {
+                let dirs = sync(&*self.store, &self.data_dir, Some(&self.replica))
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "reading the other replicas' audit trails");
+                        Vec::new()
+                    });
+                *last = Some((std::time::Instant::now(), dirs.clone()));
+                dirs
+            }
+        }
+    }
+
     /// Each distinct client (with its user) served `module@version` anywhere.
     pub async fn fetchers(&self, module: &str, version: &str) -> Vec<String> {
-        let dirs = {
-            let mut last = self.last.lock().await;
-            match &*last {
-                Some((at, dirs)) if at.elapsed() < self.every => dirs.clone(),
-                _ => {
-                    let dirs = sync(&*self.store, &self.data_dir, Some(&self.replica))
-                        .await
-                        .unwrap_or_else(|e| {
-                            tracing::warn!(error = %e, "reading the other replicas' audit trails");
-                            Vec::new()
-                        });
-                    *last = Some((std::time::Instant::now(), dirs.clone()));
-                    dirs
-                }
-            }
-        };
+        let dirs = self.dirs().await;
         let (own, m, v) = (self.own.clone(), module.to_string(), version.to_string());
         tokio::task::spawn_blocking(move || {
             let mut all: std::collections::BTreeSet<String> =

@@ -224,6 +224,20 @@ async fn search_section(st: &AppState, q: &HashMap<String, String>, h: &mut Stri
             return;
         }
     };
+    // With replicas on a bucket: every replica's records.
+    if let Some(e) = st.admin.as_ref().and_then(|a| a.everywhere.get()) {
+        match e.records(&module, version.as_deref()).await {
+            Ok(all) => {
+                let total = all.len();
+                let rows = all.into_iter().take(MAX_ROWS).collect();
+                return render_found(h, target, rows, total);
+            }
+            Err(e) => {
+                let _ = write!(h, "<p class=\"bad\">{}</p>", esc(&e.to_string()));
+                return;
+            }
+        }
+    }
     let trail = a.trail().clone();
     let found = tokio::task::spawn_blocking(move || {
         let mut rows = Vec::new();
@@ -249,6 +263,11 @@ async fn search_section(st: &AppState, q: &HashMap<String, String>, h: &mut Stri
             return;
         }
     };
+    render_found(h, target, rows, total);
+}
+
+/// The search's answer: how many records, and the first of them.
+fn render_found(h: &mut String, target: &str, rows: Vec<audit::Record>, total: usize) {
     let _ = write!(
         h,
         "<p>{total} records for <code>{}</code>{}.</p>",
