@@ -101,6 +101,33 @@ impl Drop for Replica {
     }
 }
 
+/// The usual fixture: a bucket, the reference upstream and two replicas on
+/// it, each with its own data dir (fields drop in order: replicas first).
+struct Two {
+    r1: Replica,
+    r2: Replica,
+    up: RefUpstream,
+    s3: S3Server,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Two {
+    fn start() -> Two {
+        let s3 = bucket();
+        let up = RefUpstream::start(&[]);
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let r1 = Replica::start(&up, &s3.env(), &dirs.0.path().join("r1"));
+        let r2 = Replica::start(&up, &s3.env(), &dirs.1.path().join("r2"));
+        Two {
+            r1,
+            r2,
+            up,
+            s3,
+            _dirs: dirs,
+        }
+    }
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -143,18 +170,15 @@ fn entry_json(s3: &S3Server, m: &str, v: &str, kind: &str) -> Option<serde_json:
 
 #[test]
 fn a_module_fetched_through_one_replica_is_served_by_the_other_without_upstream() {
-    let s3 = bucket();
-    let up = RefUpstream::start(&[]);
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
-    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
+    let two = Two::start();
+    let Two { r1, r2, up, s3, .. } = &two;
 
     let go = GoClient::new();
     let first = go.mod_download_json(&r1.url, &up.vkey, &["example.com/hello@v1.0.0"]);
     assert_eq!(first[0].error, "", "{first:?}");
     // Published: blobs, then each artifact's entry.
     for kind in ["info", "mod", "zip"] {
-        let e = entry_json(&s3, "example.com/hello", "v1.0.0", kind).expect(kind);
+        let e = entry_json(s3, "example.com/hello", "v1.0.0", kind).expect(kind);
         let digest = e["digest"].as_str().unwrap().to_string();
         assert!(
             s3.get_object(BUCKET, &format!("{PREFIX}/blobs/sha256/{digest}"))
@@ -290,12 +314,9 @@ fn objects_overwritten_in_the_bucket_are_never_served() {
 
 #[test]
 fn a_fork_seen_by_one_replica_stops_the_other_until_trust_reset() {
-    let s3 = bucket();
-    let up = RefUpstream::start(&[]);
+    let two = Two::start();
+    let Two { r1, r2, up, s3, .. } = &two;
     let name = up.sumdb_name.clone();
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
-    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
     assert_eq!(r1.get("/example.com/hello/@v/v1.0.0.mod").0, 200);
     assert_eq!(r2.get("/example.com/nested/@v/v1.0.0.mod").0, 200);
 
@@ -359,12 +380,9 @@ fn a_fork_seen_by_one_replica_stops_the_other_until_trust_reset() {
 
 #[test]
 fn the_trusted_head_never_moves_backwards_while_replicas_race() {
-    let s3 = bucket();
-    let up = RefUpstream::start(&[]);
+    let two = Two::start();
+    let Two { r1, r2, up, s3, .. } = &two;
     let name = up.sumdb_name.clone();
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
-    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
     let key = format!("{PREFIX}/trust/{name}/latest");
     let size = |note: &[u8]| -> u64 {
         // "<origin>\n<size>\n<hash>\n\n— sig"
@@ -430,7 +448,7 @@ fn the_trusted_head_never_moves_backwards_while_replicas_race() {
     };
     assert_eq!(
         last,
-        trusted(&r1).max(trusted(&r2)),
+        trusted(r1).max(trusted(r2)),
         "the newest head is stored"
     );
 }
@@ -660,11 +678,8 @@ fn a_policy_recheck_names_who_fetched_through_any_replica() {
 
 #[test]
 fn cache_rm_against_the_bucket_reaches_every_replica() {
-    let s3 = bucket();
-    let up = RefUpstream::start(&[]);
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let r1 = Replica::start(&up, &s3.env(), &d1.path().join("r1"));
-    let r2 = Replica::start(&up, &s3.env(), &d2.path().join("r2"));
+    let two = Two::start();
+    let Two { r1, r2, up, s3, .. } = &two;
     let zip = "/example.com/hello/@v/v1.0.0.zip";
     assert_eq!(r1.get(zip).0, 200);
     assert_eq!(r2.get(zip).0, 200);
@@ -683,7 +698,7 @@ fn cache_rm_against_the_bucket_reaches_every_replica() {
         &s3.env(),
     );
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
-    assert!(entry_json(&s3, "example.com/hello", "v1.0.0", "zip").is_none());
+    assert!(entry_json(s3, "example.com/hello", "v1.0.0", "zip").is_none());
     // Replica 2 drops its local copy within a poll: the next request is a
     // miss, fetched and verified again from upstream.
     up.reset_counters();
@@ -694,5 +709,4 @@ fn cache_rm_against_the_bucket_reaches_every_replica() {
         }),
         "replica 2 still serves its local copy after cache rm"
     );
-    drop(r1);
 }
