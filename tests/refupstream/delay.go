@@ -79,10 +79,12 @@ func (s *slow) resetMax() {
 	}
 }
 
-// control handles /_control/delay?what=zip&ms=N (ms=0 removes the delay).
+// control handles /_control/delay?what=zip&ms=N (ms=0 removes the delay);
+// what=all is every proxy and sumdb request (what -delay sets), added to the
+// delay of the request's kind.
 func (s *slow) control(w http.ResponseWriter, what, ms string) bool {
-	if what != "zip" && what != "mod" && what != "info" {
-		http.Error(w, "what must be zip, mod or info", http.StatusBadRequest)
+	if what != "zip" && what != "mod" && what != "info" && what != "all" {
+		http.Error(w, "what must be zip, mod, info or all", http.StatusBadRequest)
 		return false
 	}
 	var n int
