@@ -749,7 +749,7 @@ end
 
     # Bytes a populated store takes per version (blobs of 4 KiB blocks, the sled index)
     # and its trail, measured at 100k (1,010 MiB + 45 MB), with room to spare.
-    SCALE_BYTES_PER_VERSION = 12 * 1024
+    SCALE_BYTES_PER_VERSION = 11 * 1024
 
     def scale_root(self, largest):
         """Where the scale stores go: the scratch dir if its disk has room for the largest
@@ -759,7 +759,7 @@ end
         if shutil.disk_usage(self.work).free > need + (8 << 30):
             return self.work, "disk"
         if os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free > need + (1 << 30) \
-                and mem_available() > need + (6 << 30):
+                and mem_available() > need + (4 << 30):
             d = tempfile.mkdtemp(prefix="modgate-bench-scale-", dir="/dev/shm")
             self.shm_dirs.append(d)
             return d, "tmpfs (/dev/shm: not enough free disk)"
