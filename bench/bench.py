@@ -141,6 +141,7 @@ class Bench:
         self.peers = args.peers == "goproxy" or (args.peers == "auto" and not self.quick)
         self.shm_dirs = []  # scratch directories on /dev/shm, removed at cleanup
         self.lock_notes = []  # timed parts run without the lock (a stale holder)
+        self.reported = False
 
     # ---------- the machine ----------
 
@@ -976,8 +977,14 @@ end
             self.md.append(f"_{len(self.lock_notes)} timed parts ran without the lock (held by a process "
                            f"that ran no wrk for {self.a.lock_timeout:.0f} s), once no wrk ran._\n")
         self.md.append(f"_Total run time {time.monotonic() - t0:.0f} s._")
-        report = "\n".join(self.md) + "\n"
-        print(report)
+        self.report()
+
+    def report(self):
+        """Prints the report (also what a failed run measured before it failed)."""
+        if self.reported:
+            return
+        self.reported = True
+        print("\n".join(self.md) + "\n", flush=True)
         if self.a.json:
             with open(self.a.json, "w") as f:
                 json.dump(self.results, f, indent=1)
@@ -1009,6 +1016,10 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         b.run()
+    except BaseException:
+        b.md.append("_The run failed here (see the error on stderr): the tables above are what it measured before._")
+        b.report()
+        raise
     finally:
         b.cleanup()
 

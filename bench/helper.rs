@@ -228,7 +228,19 @@ fn populate(dir: &Path, n: usize) -> Res<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let store = EmbeddedStore::open(dir)?;
+        // sled lets go of its file lock a moment after the last handle is dropped (its
+        // flusher thread): on tmpfs the reopen can come first, so retry it for a while.
+        let mut tries = 0;
+        let store = loop {
+            match EmbeddedStore::open(dir) {
+                Ok(s) => break s,
+                Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         for i in [0, n / 2, n - 1] {
             let mv = ModVersion::new(&scale_path(i), "v1.0.0")?;
             let e = store
