@@ -7,6 +7,8 @@
 //!                              every entry (the least work a verified zip miss must do)
 //! helper populate DIR N        a scratch EmbeddedStore with N module versions (.info, .mod,
 //!                              .zip entries) written straight into its sled index and blob dir
+//! helper trail DIR N           an audit trail in DIR/audit for those N versions: 3 records each
+//!                              (`.info`, `.mod`, `.zip` answered), spread over 30 days
 //! ```
 //!
 //! `populate` bypasses verification on purpose: it builds a benchmark's own scratch store,
@@ -18,6 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use flate2::read::DeflateDecoder;
+use modgate::audit::{Event, Trail};
 use modgate::protocol::{Kind, ModVersion};
 use modgate::store::{EmbeddedStore, Entry, Store, Verification, artifact_key};
 use sha2::{Digest, Sha256};
@@ -35,9 +38,13 @@ fn main() {
             Ok(n) => populate(Path::new(&args[1]), n),
             Err(e) => Err(format!("N: {e}").into()),
         },
+        Some("trail") if args.len() == 3 => match args[2].parse() {
+            Ok(n) => trail(Path::new(&args[1]), n),
+            Err(e) => Err(format!("N: {e}").into()),
+        },
         // `cargo bench` runs every bench target with `--bench`: nothing to do then.
         _ => {
-            eprintln!("usage: helper floor ZIP [REPS] | helper populate DIR N");
+            eprintln!("usage: helper floor ZIP [REPS] | helper populate DIR N | helper trail DIR N");
             Ok(())
         }
     };
@@ -221,7 +228,19 @@ fn populate(dir: &Path, n: usize) -> Res<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let store = EmbeddedStore::open(dir)?;
+        // sled lets go of its file lock a moment after the last handle is dropped (its
+        // flusher thread): on tmpfs the reopen can come first, so retry it for a while.
+        let mut tries = 0;
+        let store = loop {
+            match EmbeddedStore::open(dir) {
+                Ok(s) => break s,
+                Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         for i in [0, n / 2, n - 1] {
             let mv = ModVersion::new(&scale_path(i), "v1.0.0")?;
             let e = store
@@ -236,6 +255,55 @@ fn populate(dir: &Path, n: usize) -> Res<()> {
         "{{\"versions\":{n},\"entries\":{},\"populate_s\":{:.3}}}",
         3 * n,
         written.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Writes an audit trail under `dir/audit` for the `n` versions of [`populate`]: three
+/// records per version (its `.info`, `.mod` and `.zip` answered, the `.zip` once a miss),
+/// in time order over the last 30 days, the versions in a scattered order (a stride
+/// prime to `n`, so each is visited exactly once) from clients of a /16, in the server's
+/// batch size. Through `Trail::write`, as the server writes them.
+fn trail(dir: &Path, n: usize) -> Res<()> {
+    let t = Instant::now();
+    let trail = Trail::open(dir)?;
+    let records = 3 * n as u64;
+    let span_us = 30 * 86_400 * 1_000_000u64;
+    let start_us = modgate::audit::now_us() - span_us;
+    let step = (span_us / records.max(1)).max(1);
+    // A stride prime to n (n of the form 10^k, or anything not a multiple of it).
+    let stride = [1_000_003u64, 999_983, 7919]
+        .into_iter()
+        .find(|p| !(n as u64).is_multiple_of(*p))
+        .unwrap_or(1);
+    let mut batch = Vec::with_capacity(4096);
+    for r in 0..records {
+        let v = ((r / 3) * stride % n as u64) as usize;
+        let h = r.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let kind = ["info", "mod", "zip"][(r % 3) as usize];
+        batch.push(Event {
+            time_us: start_us + r * step,
+            client: Some(std::net::IpAddr::from([10, 1, (h >> 8) as u8, h as u8])),
+            forwarded_for: None,
+            user: None,
+            module: scale_path(v),
+            version: "v1.0.0".into(),
+            kind,
+            cache: if kind == "zip" { "miss" } else { "hit" },
+            status: 200,
+            reason: None,
+            tree_size: Some(1_000_000 + r as i64 / 1000),
+        });
+        if batch.len() == 4096 {
+            trail.write(&batch, false)?;
+            batch.clear();
+        }
+    }
+    trail.write(&batch, true)?;
+    let disk = trail.disk_bytes();
+    println!(
+        "{{\"records\":{records},\"trail_s\":{:.3},\"disk_bytes\":{disk}}}",
+        t.elapsed().as_secs_f64()
     );
     Ok(())
 }

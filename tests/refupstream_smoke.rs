@@ -386,3 +386,47 @@ fn static_proxy_with_generated_sumdb() {
     let r = fresh.mod_download_json(&up.url, &up.gosumdb(), &["github.com/pkg/errors@v0.9.1"]);
     assert!(r[0].error.contains("SECURITY ERROR"), "{r:?}");
 }
+
+/// `-delay` holds every proxy and checksum-database answer (not control
+/// requests), `/_control/delay?what=all` changes it, and `go` still works
+/// through it. Only lower bounds are checked: a held answer cannot be faster.
+#[test]
+fn delay_flag_holds_every_proxy_and_sumdb_answer() {
+    let up = RefUpstream::start(&["-delay", "300ms"]);
+    let held = |path: &str| {
+        let t = std::time::Instant::now();
+        let r = up.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        t.elapsed()
+    };
+    for path in [
+        "/example.com/hello/@v/list".to_string(),
+        "/example.com/hello/@v/v1.0.0.mod".to_string(),
+        "/example.com/hello/@latest".to_string(),
+        format!("/sumdb/{}/latest", up.sumdb_name),
+    ] {
+        let d = held(&path);
+        assert!(d >= Duration::from_millis(300), "{path} answered in {d:?}");
+    }
+    // On top of a kind's own delay.
+    up.control("delay?what=zip&ms=200");
+    let d = held("/example.com/hello/@v/v1.0.0.zip");
+    assert!(d >= Duration::from_millis(500), ".zip answered in {d:?}");
+    up.control("delay?what=zip&ms=0");
+    // Changed at run time; `go` downloads and verifies through it.
+    up.control("delay?what=all&ms=50");
+    let d = held("/example.com/hello/@v/v1.0.0.info");
+    assert!(d >= Duration::from_millis(50), ".info answered in {d:?}");
+    let (proxy, sumdb) = direct_env(&up);
+    let r = GoClient::new().mod_download_json(&proxy, &sumdb, &["example.com/app@v1.0.0"]);
+    assert_eq!(r[0].error, "", "{r:?}");
+    let bad = http_request_timeout(
+        "GET",
+        &format!("{}/_control/delay?what=everything&ms=5", up.url),
+        &[],
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(bad.status, 400);
+}

@@ -80,10 +80,12 @@ func (s *slow) resetMax() {
 }
 
 // control handles /_control/delay?what=zip&ms=N (ms=0 removes the delay);
-// what=sumdb holds every checksum-database answer (lookups, tiles, latest).
+// what=sumdb holds every checksum-database answer (lookups, tiles, latest);
+// what=all is every proxy and sumdb request (what -delay sets), added to the
+// delay of the request's kind.
 func (s *slow) control(w http.ResponseWriter, what, ms string) bool {
-	if what != "zip" && what != "mod" && what != "info" && what != "sumdb" {
-		http.Error(w, "what must be zip, mod, info or sumdb", http.StatusBadRequest)
+	if what != "zip" && what != "mod" && what != "info" && what != "sumdb" && what != "all" {
+		http.Error(w, "what must be zip, mod, info, sumdb or all", http.StatusBadRequest)
 		return false
 	}
 	var n int

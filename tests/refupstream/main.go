@@ -41,6 +41,7 @@ func main() {
 	gen := flag.Int("gen", 0, "add N generated modules example.com/gen/mNNNN forming a dependency graph")
 	genFiles := flag.Int("gen-files", 0, "with -gen: also add the graph example.com/genreal/mNNNN whose modules carry this many extra ~6 KB source files")
 	big := flag.String("big", "", "comma-separated sizes in MiB: add example.com/big/mN v1.0.0 with a zip of about N MiB (N <= 500)")
+	delay := flag.Duration("delay", 0, "hold every proxy and checksum-database answer this long (a distant upstream's round trip); /_control/delay?what=all changes it")
 	flag.Parse()
 	log.SetPrefix("refupstream: ")
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
@@ -80,6 +81,10 @@ func main() {
 
 	u := newUpstream(st, *name, skey)
 	u.staticSumdb = *staticSumdb
+	if *delay < 0 {
+		log.Fatalf("-delay must not be negative")
+	}
+	u.slow.delay["all"] = *delay
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -100,6 +105,10 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.count(r)
+	// -delay: every proxy and sumdb answer waits, as behind a network round trip.
+	if !u.slow.wait(r, "all") {
+		return
+	}
 	sumPrefix := "/sumdb/" + u.name + "/"
 	if strings.HasPrefix(p, "/sumdb/") {
 		if u.misbehave(w, r, "sumdb") {
