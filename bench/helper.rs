@@ -44,7 +44,9 @@ fn main() {
         },
         // `cargo bench` runs every bench target with `--bench`: nothing to do then.
         _ => {
-            eprintln!("usage: helper floor ZIP [REPS] | helper populate DIR N | helper trail DIR N");
+            eprintln!(
+                "usage: helper floor ZIP [REPS] | helper populate DIR N | helper trail DIR N"
+            );
             Ok(())
         }
     };
