@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # modgate's benchmark suite in one command (see bench/README.md):
-#   bench/run.sh            full run (500 MiB cases, 100k-version store; ~15 min)
+#   bench/run.sh            full run (500 MiB cases, 100k and 1M-version stores, goproxy peer; ~30 min)
 #   bench/run.sh --quick    a couple of minutes
 #   bench/run.sh --help     every option
 # Everything runs on 127.0.0.1; every load is bounded in time and count.
