@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,11 +33,17 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-/// `git daemon` serving `base`; killed on drop.
+/// `git daemon` serving `base`; killed on drop with its whole process group
+/// (`git daemon` runs `git-daemon` as a child: killing `git` alone would
+/// leave the daemon running, orphaned, holding whatever it inherited).
 struct Daemon(Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // SAFETY: kill(2) on the group this test made for the daemon.
+        unsafe {
+            libc::kill(-(self.0.id() as i32), libc::SIGKILL);
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -61,6 +68,7 @@ fn daemon(base: &Path, port: u16) -> Daemon {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("git daemon starts");
     let start = Instant::now();
