@@ -462,6 +462,24 @@ pub fn artifact_key(mv: &ModVersion, kind: Kind) -> String {
     format!("{}@{}/{}", mv.path(), mv.version(), kind.ext())
 }
 
+/// A digest read back from an index or a bucket must be 64 lower-case hex
+/// digits before it names a file or a key (the index could be damaged, the
+/// bucket written by others).
+pub(crate) fn check_digest(digest: &str) -> StoreResult<()> {
+    if digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt {
+            digest: digest.to_string(),
+            reason: "not a SHA-256 hex digest".into(),
+        })
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()

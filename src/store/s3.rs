@@ -50,7 +50,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    Blob, EmbeddedStore, Entry, Meta, Spool, Staged, Store, StoreError, StoreResult, now_secs,
+    Blob, EmbeddedStore, Entry, Meta, Spool, Staged, Store, StoreError, StoreResult, check_digest,
+    now_secs,
 };
 use crate::protocol::{Kind, ModVersion};
 
@@ -209,6 +210,14 @@ impl S3Store {
         }
     }
 
+    /// A failed or stalled bucket call, naming the bucket.
+    fn fail(&self, what: String, timed_out: bool) -> StoreError {
+        StoreError::Shared {
+            msg: format!("{} {what}", self.url),
+            timed_out,
+        }
+    }
+
     /// The local tier (this replica's verified copies).
     pub fn local(&self) -> &Arc<EmbeddedStore> {
         &self.local
@@ -257,10 +266,7 @@ impl S3Store {
             Ok(Err(object_store::Error::NotFound { .. })) => Err(Fail::NotFound),
             Ok(Err(object_store::Error::AlreadyExists { .. })) => Err(Fail::Exists),
             Ok(Err(object_store::Error::Precondition { .. })) => Err(Fail::Precondition),
-            Ok(Err(e)) => Err(Fail::Store(StoreError::Shared {
-                msg: format!("{} {what}: {e}", self.url),
-                timed_out: false,
-            })),
+            Ok(Err(e)) => Err(Fail::Store(self.fail(format!("{what}: {e}"), false))),
             Err(_) => Err(Fail::Store(StoreError::Shared {
                 msg: format!(
                     "{} {what}: no answer within {} ([store] timeout_secs)",
@@ -340,10 +346,7 @@ impl S3Store {
                 Ok(n) => n,
                 Err(_) => {
                     self.bit("store_timeout");
-                    return Err(StoreError::Shared {
-                        msg: format!("{} LIST {base}: no answer in time", self.url),
-                        timed_out: true,
-                    });
+                    return Err(self.fail(format!("LIST {base}: no answer in time"), true));
                 }
             };
             match next {
@@ -355,10 +358,7 @@ impl S3Store {
                     }
                 }
                 Some(Err(e)) => {
-                    return Err(StoreError::Shared {
-                        msg: format!("{} LIST {base}: {e}", self.url),
-                        timed_out: false,
-                    });
+                    return Err(self.fail(format!("LIST {base}: {e}"), false));
                 }
             }
         }
@@ -386,16 +386,10 @@ impl S3Store {
         let budget = self.timeout + Duration::from_secs(size / (8 << 20));
         match tokio::time::timeout(budget, copy).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Shared {
-                msg: format!("{} PUT {key}: {e}", self.url),
-                timed_out: false,
-            }),
+            Ok(Err(e)) => Err(self.fail(format!("PUT {key}: {e}"), false)),
             Err(_) => Err({
                 self.bit("store_timeout");
-                StoreError::Shared {
-                    msg: format!("{} PUT {key}: no answer in time", self.url),
-                    timed_out: true,
-                }
+                self.fail(format!("PUT {key}: no answer in time"), true)
             }),
         }
     }
@@ -465,17 +459,11 @@ impl S3Store {
             let chunk = match tokio::time::timeout(self.timeout, stream.next()).await {
                 Err(_) => {
                     self.bit("store_timeout");
-                    return Err(StoreError::Shared {
-                        msg: format!("{} GET {key}: stalled", self.url),
-                        timed_out: true,
-                    });
+                    return Err(self.fail(format!("GET {key}: stalled"), true));
                 }
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
-                    return Err(StoreError::Shared {
-                        msg: format!("{} GET {key}: {e}", self.url),
-                        timed_out: false,
-                    });
+                    return Err(self.fail(format!("GET {key}: {e}"), false));
                 }
                 Ok(Some(Ok(c))) => c,
             };
@@ -553,21 +541,6 @@ fn decode(key: &str) -> String {
     percent_encoding::percent_decode_str(key)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-fn check_digest(digest: &str) -> StoreResult<()> {
-    if digest.len() == 64
-        && digest
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        Ok(())
-    } else {
-        Err(StoreError::Corrupt {
-            digest: digest.to_string(),
-            reason: "not a SHA-256 hex digest".into(),
-        })
-    }
 }
 
 /// A published entry read from the bucket (untrusted bytes): it must parse,

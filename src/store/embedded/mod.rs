@@ -182,16 +182,7 @@ impl EmbeddedStore {
     pub fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
         // Digests come from our own hashing, but the index could be damaged:
         // never build a path from anything but 64 lower-case hex digits.
-        if digest.len() != 64
-            || !digest
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(StoreError::Corrupt {
-                digest: digest.to_string(),
-                reason: "not a SHA-256 hex digest".into(),
-            });
-        }
+        super::check_digest(digest)?;
         Ok(self
             .root
             .join("blobs/sha256")
