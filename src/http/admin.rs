@@ -13,18 +13,18 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::AppState;
+use super::Shared;
 use super::auth::AuthUser;
 use crate::admin::api;
 use crate::error::Error;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/admin", post(handle))
         .route("/admin/", post(handle))
 }
 
-async fn handle(State(st): State<AppState>, req: Request) -> Response {
+async fn handle(State(st): State<Shared>, req: Request) -> Response {
     let Some(admin) = st.admin.clone() else {
         return Error::NotFound("no admin API in this server".into()).into_response();
     };

@@ -13,7 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::AppState;
+use super::{AppState, Shared};
 use crate::audit;
 
 /// Rows of a search shown at most (the CLI gives them all).
@@ -63,10 +63,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 text-align:left;font-size:.9em;vertical-align:top}th{background:#f4f4f4}h2{margin-top:1.5em}\
 .bad{color:#a00;font-weight:bold}.ok{color:#070}code{font-size:.95em}";
 
-pub async fn page(
-    State(st): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+pub async fn page(State(st): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     let mut h = String::with_capacity(8192);
     h.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">");
     h.push_str("<title>modgate</title><style>");

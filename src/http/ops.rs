@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::AppState;
+use super::Shared;
 use crate::store::{Meta, Store};
 
 /// `/healthz`: the process is up and serving HTTP. Nothing else is checked,
@@ -21,7 +21,7 @@ pub async fn healthz() -> &'static str {
 /// `/readyz`: ready to serve — the store takes writes, the trust state is
 /// readable, and the checksum database has not been caught forking its log.
 /// The JSON body names every check and what is wrong; 503 when not ready.
-pub async fn readyz(State(st): State<AppState>) -> Response {
+pub async fn readyz(State(st): State<Shared>) -> Response {
     let p = &st.pipeline;
     // Reused for `limits.readyz_probe_secs`: a probe cannot cost more than
     // one spool fsync and one index flush per interval.
@@ -114,7 +114,7 @@ async fn store_writable(store: &dyn Store) -> Result<(), String> {
 
 /// `/metrics`: the Prometheus text format. Gauges that are cheap to read
 /// where they live are sampled here rather than pushed on every change.
-pub async fn metrics(State(st): State<AppState>) -> Response {
+pub async fn metrics(State(st): State<Shared>) -> Response {
     let p = &st.pipeline;
     let m = p.metrics();
     let sumdb = p.sumdb();

@@ -5,14 +5,14 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, ClientAddr, RequestLog};
+use super::{AppState, ClientAddr, RequestLog, Shared};
 use crate::error::Error;
 use crate::protocol::{self, Kind, ParseError, Request};
 use crate::store::BlobBody;
 
 /// The fallback handler: every path that is not an ops endpoint.
 pub async fn handle(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     client: Option<Extension<ClientAddr>>,
     method: Method,
     uri: Uri,
