@@ -228,8 +228,12 @@ struct Hits {
 }
 
 impl Hits {
+    /// Takes the waiting hits, leaving room for as many again (so the request
+    /// path does not regrow the batch, copying it, at every doubling).
     fn take(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.batch.lock().unwrap_or_else(|e| e.into_inner()))
+        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        let room = b.len().min(WRITE_BATCH);
+        std::mem::replace(&mut *b, Vec::with_capacity(room))
     }
 
     /// Adds a hit unless the batch is full; gives it back if it is.
