@@ -9,11 +9,6 @@ use modgate::admin::api::{Backend, Request};
 use modgate::config::Config;
 use modgate::server;
 
-/// mimalloc instead of glibc's malloc: a cached hit allocates a few dozen
-/// small objects across the runtime's threads; see BENCHMARKS.md (#16).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A verifying, caching Go module proxy.
 ///
 /// Point `GOPROXY` at it. Every .mod and .zip is verified against the Go

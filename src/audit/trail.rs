@@ -10,7 +10,10 @@
 //! ```
 //!
 //! Records are only ever appended to the newest ("active") segment, whose
-//! index lives in memory. When it reaches [`SEGMENT_BYTES`] or
+//! index lives in memory — compactly: a hash of each record's module and its
+//! offset, 16 bytes a record, whatever the names (a full map of names there
+//! held ~120 MB for a segment of 480k distinct versions, most of a
+//! million-version mirror's RSS). When it reaches [`SEGMENT_BYTES`] or
 //! [`SEGMENT_AGE_US`] it is *sealed*: its index is written to `.idx.tmp`,
 //! synced and renamed (a segment is sealed iff its `.idx` exists), and a new
 //! segment starts.
@@ -20,18 +23,20 @@
 //!   the entries are read from there while they start with `M\0`; each record
 //!   they name is read with one positioned read. M's records in the active
 //!   segment come from memory. Nothing about other modules is read but the
-//!   one index block each fence search lands in.
+//!   one index block each fence search lands in. In the active segment, the
+//!   records whose module hash matches are read and checked by name.
 //! - **Crash safety**: a record is appended whole with its CRC; at open, the
 //!   active segment is read from the start and cut after its last whole,
 //!   matching record (a torn tail from a crash mid-append is dropped), and its
 //!   index rebuilt from what it holds. A segment whose seal was interrupted
-//!   (no `.idx`) is sealed again from its file.
+//!   (no `.idx`) is sealed again from its file. Sealing reads the segment
+//!   back once to sort its names (two flat buffers, freed when written).
 //! - **Retention** deletes whole sealed segments whose newest record is older
 //!   than the cutoff (records are kept up to one segment age longer than the
 //!   retention).
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
+use std::hash::{Hash, Hasher};
 use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -253,15 +258,79 @@ fn read_at(f: &File, off: u64) -> Option<Stored> {
     serde_json::from_slice(&payload).ok()
 }
 
-/// Reads a segment from the start: every whole record with its offset, and
-/// the length of the good prefix (anything after it is a torn tail).
-fn scan(path: &Path) -> std::io::Result<(Vec<(u64, Stored)>, u64)> {
-    let mut out = Vec::new();
+/// The hash the active index keeps of a record's module (in memory only).
+fn module_hash(module: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    module.hash(&mut h);
+    h.finish()
+}
+
+/// A segment's index entries, sorted by names then offset, in two flat
+/// buffers (a few large allocations, not one per name, so they go back to
+/// the system when dropped).
+struct Sorted {
+    names: Vec<u8>,
+    /// (start in `names`, length, record offset)
+    items: Vec<(u32, u16, u64)>,
+}
+
+impl Sorted {
+    fn key(&self, item: &(u32, u16, u64)) -> &[u8] {
+        &self.names[item.0 as usize..item.0 as usize + item.1 as usize]
+    }
+
+    /// Each distinct names with its offsets, ascending.
+    fn groups(&self) -> impl Iterator<Item = (&[u8], Vec<u64>)> + '_ {
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let first = self.items.get(i)?;
+            let key = self.key(first);
+            let mut offs = Vec::new();
+            while let Some(it) = self.items.get(i) {
+                if self.key(it) != key {
+                    break;
+                }
+                offs.push(it.2);
+                i += 1;
+            }
+            Some((key, offs))
+        })
+    }
+}
+
+/// Reads a segment from the start: the length of the good prefix (anything
+/// after it is a torn tail) and, if `sort`, its index entries sorted; calls
+/// `each` with every whole record's module hash and offset.
+fn index_of(
+    path: &Path,
+    sort: bool,
+    mut each: impl FnMut(u64, u64),
+) -> std::io::Result<(Sorted, u64)> {
+    let mut sorted = Sorted {
+        names: Vec::new(),
+        items: Vec::new(),
+    };
     let good = scan_with(path, |off, s| {
-        out.push((off, s));
+        each(module_hash(&s.module), off);
+        if !sort {
+            return true;
+        }
+        let key = names(&s.module, &s.version);
+        // Module paths and versions are short; a segment is far below 4 GiB.
+        if let (Ok(start), Ok(len)) = (u32::try_from(sorted.names.len()), u16::try_from(key.len()))
+        {
+            sorted.names.extend_from_slice(&key);
+            sorted.items.push((start, len, off));
+        }
         true
     })?;
-    Ok((out, good))
+    let Sorted { names, mut items } = sorted;
+    items.sort_unstable_by(|a, b| {
+        let ka = &names[a.0 as usize..a.0 as usize + a.1 as usize];
+        let kb = &names[b.0 as usize..b.0 as usize + b.1 as usize];
+        ka.cmp(kb).then(a.2.cmp(&b.2))
+    });
+    Ok((Sorted { names, items }, good))
 }
 
 /// Calls `each` with every whole record of a segment in file order until it
@@ -301,8 +370,8 @@ struct Active {
     seg: u64,
     file: File,
     len: u64,
-    /// names → offsets of their records in this segment, ascending.
-    index: BTreeMap<Vec<u8>, Vec<u64>>,
+    /// (module hash, offset) of every record in this segment, in file order.
+    index: Vec<(u64, u64)>,
 }
 
 /// A sealed segment's fences: (first key of a run of entries, its position).
@@ -344,14 +413,16 @@ impl Trail {
             .collect();
         for (i, seg) in unsealed.iter().enumerate() {
             let path = seg_file(&trail.0.dir, *seg);
-            let (records, good) = scan(&path).map_err(io(&path))?;
-            let mut idx: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
-            for (off, s) in &records {
-                idx.entry(names(&s.module, &s.version))
-                    .or_default()
-                    .push(*off);
-            }
-            if i + 1 == unsealed.len() && Some(seg) == segs.last() {
+            let active = i + 1 == unsealed.len() && Some(seg) == segs.last();
+            let mut index = Vec::new();
+            let (sorted, good) = index_of(&path, !active, |h, off| {
+                if active {
+                    index.push((h, off));
+                }
+            })
+            .map_err(io(&path))?;
+            if active {
+                drop(sorted);
                 // The newest segment stays active: cut a torn tail, go on appending.
                 let file = OpenOptions::new()
                     .read(true)
@@ -367,10 +438,10 @@ impl Trail {
                     seg: *seg,
                     file,
                     len: good,
-                    index: idx,
+                    index,
                 });
             } else {
-                trail.seal(*seg, &idx)?;
+                trail.seal_sorted(*seg, &sorted)?;
             }
         }
         Ok(trail)
@@ -396,15 +467,22 @@ impl Trail {
         Ok(idx_file(&self.0.dir, seg).exists())
     }
 
+    /// Seals a segment whose file is complete: reads it back for its names.
+    fn seal(&self, seg: u64) -> Result<(), AuditError> {
+        let path = seg_file(&self.0.dir, seg);
+        let (sorted, _) = index_of(&path, true, |_, _| {}).map_err(io(&path))?;
+        self.seal_sorted(seg, &sorted)
+    }
+
     /// Writes a segment's sorted index next to it (tmp, sync, rename, sync dir).
-    fn seal(&self, seg: u64, idx: &BTreeMap<Vec<u8>, Vec<u64>>) -> Result<(), AuditError> {
-        let mut out = Vec::with_capacity(idx.len() * 64);
-        let mut fences = Vec::with_capacity(idx.len() / FENCE_EVERY + 1);
-        for (i, (key, offsets)) in idx.iter().enumerate() {
+    fn seal_sorted(&self, seg: u64, idx: &Sorted) -> Result<(), AuditError> {
+        let mut out = Vec::with_capacity(idx.items.len() * 32);
+        let mut fences = Vec::new();
+        for (i, (key, offsets)) in idx.groups().enumerate() {
             if i % FENCE_EVERY == 0 {
-                fences.push((key.clone(), out.len() as u64));
+                fences.push((key.to_vec(), out.len() as u64));
             }
-            let packed = pack(offsets);
+            let packed = pack(&offsets);
             out.extend_from_slice(&(key.len() as u16).to_le_bytes());
             out.extend_from_slice(key);
             out.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
@@ -547,7 +625,8 @@ impl Trail {
                 old.file
                     .sync_data()
                     .map_err(io(&seg_file(&self.0.dir, old.seg)))?;
-                self.seal(old.seg, &old.index)?;
+                drop(old.index);
+                self.seal(old.seg)?;
             }
             // Segment ids ascend even if the clock steps back.
             let last = self.segments()?.last().copied().unwrap_or(0);
@@ -567,17 +646,16 @@ impl Trail {
                 seg,
                 file,
                 len: 0,
-                index: BTreeMap::new(),
+                index: Vec::new(),
             });
         }
         let Some(a) = guard.as_mut() else {
             return Ok(());
         };
         let path = seg_file(&self.0.dir, a.seg);
-        // Records are framed straight into one buffer: no allocation per
-        // record but the index key of a version first seen in this segment.
+        // Records are framed straight into one buffer: no allocation per record.
         let mut buf = Vec::with_capacity(events.len() * 160);
-        let mut key = Vec::with_capacity(96);
+        let mut index = Vec::with_capacity(events.len());
         let mut ip = String::with_capacity(40);
         for e in events {
             let at = buf.len();
@@ -605,18 +683,7 @@ impl Trail {
             let crc = crc32fast::hash(&buf[at + 8..]);
             buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
             buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
-            let off = a.len + at as u64;
-            key.clear();
-            key.extend_from_slice(e.module.as_bytes());
-            key.push(0);
-            key.extend_from_slice(e.version.as_bytes());
-            key.push(0);
-            match a.index.get_mut(key.as_slice()) {
-                Some(offs) => offs.push(off),
-                None => {
-                    a.index.insert(key.clone(), vec![off]);
-                }
-            }
+            index.push((module_hash(&e.module), a.len + at as u64));
         }
         if let Err(e) = a.file.write_all(&buf) {
             // The in-memory index must not name what did not reach the
@@ -625,6 +692,8 @@ impl Trail {
             *guard = None;
             return Err(io(&seg_file(&self.0.dir, seg))(e));
         }
+        // Only what reached the file is indexed.
+        a.index.extend(index);
         if sync {
             a.file.sync_data().map_err(io(&path))?;
         }
@@ -659,12 +728,18 @@ impl Trail {
                 found.push((names, seg, offsets));
             }
         }
+        // The active segment: every record of a module with M's hash (read
+        // below and checked by name: a hash names no version, and may collide).
         if let Some(a) = self.active().as_ref() {
-            for (k, offs) in a.index.range(prefix.clone()..) {
-                if !k.starts_with(&prefix) {
-                    break;
-                }
-                found.push((k.clone(), a.seg, offs.clone()));
+            let h = module_hash(module);
+            let offs: Vec<u64> = a
+                .index
+                .iter()
+                .filter(|(mh, _)| *mh == h)
+                .map(|(_, off)| *off)
+                .collect();
+            if !offs.is_empty() {
+                found.push((prefix.clone(), a.seg, offs));
             }
         }
         // By version, then segment (time).
@@ -686,7 +761,11 @@ impl Trail {
                 offsets
                     .into_iter()
                     .filter_map(|off| read_at(f, off))
-                    .filter(|s| s.time_us >= since_us),
+                    .filter(|s| {
+                        s.time_us >= since_us
+                            && s.module == module
+                            && version.is_none_or(|v| s.version == v)
+                    }),
             );
         }
         // Appended in arrival order: put each version's records in time order.
@@ -808,7 +887,8 @@ impl Trail {
             old.file
                 .sync_data()
                 .map_err(io(&seg_file(&self.0.dir, old.seg)))?;
-            self.seal(old.seg, &old.index)?;
+            drop(old.index);
+            self.seal(old.seg)?;
         }
         Ok(())
     }
@@ -845,6 +925,56 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_and_sealed_segments_answer_alike() {
+        // Modules that are prefixes of one another, versions of several
+        // modules: the active segment's hash index must name exactly what
+        // the sealed index names, for a module and for one version.
+        let d = tempfile::tempdir().unwrap();
+        let t = Trail::open(d.path()).unwrap();
+        let mods = ["a.com/m", "a.com/m/v2", "a.com/mm", "b.com/m"];
+        let mut evs = Vec::new();
+        for i in 0..400u64 {
+            evs.push(Event {
+                time_us: 1000 + i,
+                module: mods[(i % 4) as usize].to_string(),
+                version: format!("v1.{}.0", i % 5),
+                kind: "mod",
+                cache: "hit",
+                status: 200,
+                ..Event::default()
+            });
+        }
+        t.write(&evs, true).unwrap();
+        let ask = |t: &Trail| {
+            let mut out = Vec::new();
+            for m in mods {
+                for v in [None, Some("v1.0.0"), Some("v1.3.0"), Some("v9.9.9")] {
+                    let mut got = Vec::new();
+                    t.who(m, v, 0, |r| {
+                        got.push((r.module, r.version, r.time_us));
+                        true
+                    })
+                    .unwrap();
+                    let want = evs
+                        .iter()
+                        .filter(|e| e.module == m && v.is_none_or(|v| e.version == v))
+                        .count();
+                    assert_eq!(got.len(), want, "{m} {v:?}");
+                    out.push(got);
+                }
+            }
+            out
+        };
+        let active = ask(&t);
+        drop(t);
+        // Reopened: the active segment's index is rebuilt from its file.
+        let t = Trail::open(d.path()).unwrap();
+        assert_eq!(ask(&t), active);
+        t.seal_active().unwrap();
+        assert_eq!(ask(&t), active);
+    }
 
     #[test]
     fn sealed_index_finds_exactly_a_modules_records() {
