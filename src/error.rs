@@ -30,6 +30,13 @@ pub enum Error {
     /// says, or the database itself misbehaved. Always 403.
     #[error("SECURITY: {0}")]
     Security(String),
+    /// The checksum database does not know this version: answered like
+    /// [`Error::Security`] (403). Its own variant because it is logged and
+    /// counted where it is answered, not where the lookup ran: a lookup run
+    /// beside the upstream fetch of a version the upstream does not have
+    /// either is dropped unlogged (the 404 is the answer).
+    #[error("SECURITY: {0}")]
+    NotInSumdb(String),
     /// The supply-chain gate refuses this version (a deny rule, a malicious-
     /// package advisory, a blocked vulnerability, the cooldown, a typosquat):
     /// it verified, but policy says no one gets it. Always 403; the message
@@ -74,7 +81,9 @@ impl Error {
             Error::NotFound(_) | Error::Offline(_) => StatusCode::NOT_FOUND,
             Error::Gone(_) => StatusCode::GONE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Security(_) | Error::Refused(_) | Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Security(_) | Error::NotInSumdb(_) | Error::Refused(_) | Error::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
             Error::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -87,7 +96,7 @@ impl Error {
 
     /// Whether this is a proven verification failure (logged as a security event).
     pub fn is_security(&self) -> bool {
-        matches!(self, Error::Security(_))
+        matches!(self, Error::Security(_) | Error::NotInSumdb(_))
     }
 }
 

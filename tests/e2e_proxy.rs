@@ -223,6 +223,25 @@ fn protocol_details() {
     assert_eq!(s, 404);
     let (s, _, _) = mg.get("/example.com/nope/@v/list");
     assert_eq!(s, 404);
+    // A version neither the upstream nor the checksum database has: the
+    // lookup that runs beside the fetch is dropped, not answered, logged or
+    // counted as a refusal (a probe for a missing version is no security event).
+    for p in [
+        "/example.com/hello/@v/v1.99.0.info",
+        "/example.com/hello/@v/v1.99.0.mod",
+    ] {
+        let (s, _, body) = mg.get(p);
+        assert_eq!(s, 404, "{p}: {}", String::from_utf8_lossy(&body));
+        assert!(!String::from_utf8_lossy(&body).contains("SECURITY"), "{p}");
+    }
+    let (_, _, metrics) = mg.get("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.contains("not_in_sumdb") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
 
     // Malformed: 400 (sent raw: an HTTP library would normalise `%2e%2e` away).
     for p in [

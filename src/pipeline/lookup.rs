@@ -15,10 +15,28 @@ impl Pipeline {
     /// The verified lookup of a module version: from the store, or proven
     /// through the sumdb client (one lookup serves `.info`, `.mod` and `.zip`).
     pub async fn lookup(self: &Arc<Self>, mv: &ModVersion) -> Result<Lookup> {
+        self.lookup_unlogged(mv)
+            .await
+            .map_err(|e| self.answered(mv, e))
+    }
+
+    /// [`Pipeline::lookup`], leaving a "not in the checksum database" to be
+    /// logged by whoever answers with it ([`Pipeline::answered`]).
+    pub(super) async fn lookup_unlogged(self: &Arc<Self>, mv: &ModVersion) -> Result<Lookup> {
         if let Some(l) = self.cached_lookup(mv).await? {
             return Ok(l);
         }
         self.verify_lookup(mv).await
+    }
+
+    /// Logs and counts a lookup's refusal that is about to be answered.
+    pub(super) fn answered(&self, mv: &ModVersion, e: Error) -> Error {
+        if let Error::NotInSumdb(msg) = &e {
+            self.metrics().verification("refused", "not_in_sumdb");
+            tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
+                sumdb = self.sumdb.name(), error = %msg, "refused: not in the checksum database");
+        }
+        e
     }
 
     /// The lookup response for `/sumdb/<name>/lookup/<mv>`, byte for byte as
@@ -32,7 +50,10 @@ impl Pipeline {
         if self.cfg.offline {
             return Err(Error::Offline(format!("{mv} checksum database lookup")));
         }
-        let l = self.verify_lookup(mv).await?;
+        let l = self
+            .verify_lookup(mv)
+            .await
+            .map_err(|e| self.answered(mv, e))?;
         let raw = l.raw.ok_or_else(|| {
             Error::Internal(format!("{mv}: verified lookup response is not UTF-8"))
         })?;
@@ -134,11 +155,9 @@ impl Pipeline {
             return Error::Security(format!("{mv}: {name}: {e}"));
         }
         match e {
+            // Logged and counted where it is answered (`answered`).
             ClientError::NotFound(_) => {
-                m.verification("refused", "not_in_sumdb");
-                tracing::error!(target: "modgate::security", module = %mv.path(), version = %mv.version(),
-                    sumdb = name, error = %e, "refused: not in the checksum database");
-                Error::Security(format!("{mv}: not in the checksum database {name}: {e}"))
+                Error::NotInSumdb(format!("{mv}: not in the checksum database {name}: {e}"))
             }
             e => {
                 m.verification("error", "sumdb_unreachable");

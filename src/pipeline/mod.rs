@@ -450,7 +450,9 @@ impl Pipeline {
     /// checksum database vouches for, its lookup at the same time, so a miss
     /// waits for the slower of the two round trips instead of their sum (the
     /// cold build of BENCHMARKS.md). Failures are reported in the order they
-    /// were when the two ran in turn: the fetch's first, then the lookup's.
+    /// were when the two ran in turn: the fetch's first, then the lookup's —
+    /// so a version the upstream does not have is a 404, not a logged
+    /// "not in the checksum database" refusal.
     /// The proven lookup is cached in the store, where `vouch` reads it once
     /// the fetched bytes are hashed; nothing fetched is trusted before that.
     async fn beside_lookup(
@@ -463,9 +465,9 @@ impl Pipeline {
         if authority != Authority::ChecksumDatabase {
             return fetch.await.map_err(|e| upstream_error(mv, kind, e));
         }
-        let (fetched, looked_up) = tokio::join!(fetch, self.lookup(mv));
+        let (fetched, looked_up) = tokio::join!(fetch, self.lookup_unlogged(mv));
         let data = fetched.map_err(|e| upstream_error(mv, kind, e))?;
-        looked_up?;
+        looked_up.map_err(|e| self.answered(mv, e))?;
         Ok(data)
     }
 
