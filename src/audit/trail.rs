@@ -310,20 +310,50 @@ fn index_of(
         names: Vec::new(),
         items: Vec::new(),
     };
+    // Each distinct names is kept once (a hit-heavy segment repeats a few
+    // thousand versions hundreds of thousands of times): the table holds
+    // (start, length) of the names already in `names`, by their hash.
+    let mut seen: hashbrown::HashTable<(u32, u16)> = hashbrown::HashTable::new();
+    let hash_of = |k: &[u8]| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        k.hash(&mut h);
+        h.finish()
+    };
     let good = scan_with(path, |off, s| {
         each(module_hash(&s.module), off);
         if !sort {
             return true;
         }
         let key = names(&s.module, &s.version);
-        // Module paths and versions are short; a segment is far below 4 GiB.
-        if let (Ok(start), Ok(len)) = (u32::try_from(sorted.names.len()), u16::try_from(key.len()))
-        {
-            sorted.names.extend_from_slice(&key);
-            sorted.items.push((start, len, off));
-        }
+        let Ok(len) = u16::try_from(key.len()) else {
+            return true;
+        };
+        let h = hash_of(&key);
+        let names_buf = &sorted.names;
+        let found = seen
+            .find(h, |&(st, ln)| {
+                names_buf.get(st as usize..st as usize + ln as usize) == Some(key.as_slice())
+            })
+            .copied();
+        let start = match found {
+            Some((st, _)) => st,
+            // A segment is far below 4 GiB.
+            None => match u32::try_from(sorted.names.len()) {
+                Ok(st) => {
+                    sorted.names.extend_from_slice(&key);
+                    let names_buf = &sorted.names;
+                    seen.insert_unique(h, (st, len), |&(s, l)| {
+                        hash_of(&names_buf[s as usize..s as usize + l as usize])
+                    });
+                    st
+                }
+                Err(_) => return true,
+            },
+        };
+        sorted.items.push((start, len, off));
         true
     })?;
+    drop(seen);
     let Sorted { names, mut items } = sorted;
     items.sort_unstable_by(|a, b| {
         let ka = &names[a.0 as usize..a.0 as usize + a.1 as usize];
