@@ -260,8 +260,13 @@ fn read_at(f: &File, off: u64) -> Option<Stored> {
 
 /// The hash the active index keeps of a record's module (in memory only).
 fn module_hash(module: &str) -> u64 {
+    hash64(module)
+}
+
+/// A 64-bit hash for the in-memory indexes here (never written to disk).
+fn hash64(v: impl Hash) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    module.hash(&mut h);
+    v.hash(&mut h);
     h.finish()
 }
 
@@ -314,11 +319,7 @@ fn index_of(
     // thousand versions hundreds of thousands of times): the table holds
     // (start, length) of the names already in `names`, by their hash.
     let mut seen: hashbrown::HashTable<(u32, u16)> = hashbrown::HashTable::new();
-    let hash_of = |k: &[u8]| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        k.hash(&mut h);
-        h.finish()
-    };
+    let hash_of = |k: &[u8]| hash64(k);
     let good = scan_with(path, |off, s| {
         each(module_hash(&s.module), off);
         if !sort {
