@@ -5,8 +5,11 @@
 //! ```text
 //! helper floor ZIP [REPS]      best-of-REPS: SHA-256 over the file, then inflate + SHA-256 of
 //!                              every entry (the least work a verified zip miss must do)
-//! helper populate DIR N        a scratch EmbeddedStore with N module versions (.info, .mod,
-//!                              .zip entries) written straight into its sled index and blob dir
+//! helper populate DIR N [--legacy]
+//!                              a scratch EmbeddedStore with N module versions (.info, .mod,
+//!                              .zip entries) written straight into its sled index and blob dir;
+//!                              `--legacy`: the index layout before (one key per artifact),
+//!                              which the server migrates when it opens the store
 //! helper trail DIR N           an audit trail in DIR/audit for those N versions: 3 records each
 //!                              (`.info`, `.mod`, `.zip` answered), spread over 30 days
 //! ```
@@ -22,7 +25,8 @@ use std::time::{Duration, Instant};
 use flate2::read::DeflateDecoder;
 use modgate::audit::{Event, Trail};
 use modgate::protocol::{Kind, ModVersion};
-use modgate::store::{EmbeddedStore, Entry, Store, Verification, artifact_key};
+use modgate::store::embedded::bulk_put;
+use modgate::store::{EmbeddedStore, Entry, Store, Verification};
 use sha2::{Digest, Sha256};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -34,8 +38,12 @@ fn main() {
             let reps = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
             floor(Path::new(&args[1]), reps)
         }
-        Some("populate") if args.len() == 3 => match args[2].parse() {
-            Ok(n) => populate(Path::new(&args[1]), n),
+        Some("populate") if (3..=4).contains(&args.len()) => match args[2].parse() {
+            Ok(n) => populate(
+                Path::new(&args[1]),
+                n,
+                args.get(3).is_some_and(|a| a == "--legacy"),
+            ),
             Err(e) => Err(format!("N: {e}").into()),
         },
         Some("trail") if args.len() == 3 => match args[2].parse() {
@@ -45,7 +53,7 @@ fn main() {
         // `cargo bench` runs every bench target with `--bench`: nothing to do then.
         _ => {
             eprintln!(
-                "usage: helper floor ZIP [REPS] | helper populate DIR N | helper trail DIR N"
+                "usage: helper floor ZIP [REPS] | helper populate DIR N [--legacy] | helper trail DIR N"
             );
             Ok(())
         }
@@ -167,7 +175,7 @@ fn scale_path(i: usize) -> String {
 /// batches (one fsync at the end) because the store's own commit fsyncs every artifact,
 /// which would make 100k versions take many minutes; then re-reads samples through
 /// `EmbeddedStore` to prove the layout is the one the server reads.
-fn populate(dir: &Path, n: usize) -> Res<()> {
+fn populate(dir: &Path, n: usize, legacy: bool) -> Res<()> {
     let t = Instant::now();
     std::fs::create_dir_all(dir.join("blobs/sha256"))?;
     let write_blob = |data: &[u8]| -> Res<(String, u64)> {
@@ -180,47 +188,45 @@ fn populate(dir: &Path, n: usize) -> Res<()> {
         }
         Ok((digest, data.len() as u64))
     };
-    let verification = Verification {
-        h1: String::new(),
+    // Sized like real entries: an `h1:` hash, a tree hash, record and tree numbers.
+    let verification = |i: usize, data: &[u8]| Verification {
+        h1: format!("h1:{}", base64_std(&Sha256::digest(data))),
         sumdb: "bench.scratch".into(),
-        record_id: 0,
-        tree_size: 0,
-        tree_hash: String::new(),
-        verified_at: 0,
+        record_id: i as i64,
+        tree_size: n as i64,
+        tree_hash: base64_std(&Sha256::digest(n.to_le_bytes())),
+        verified_at: 1_700_000_000,
         authority: Default::default(),
     };
     let zip = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
     let zip_blob = write_blob(&zip)?;
     {
         let db = sled::Config::new().path(dir.join("index")).open()?;
-        let index = db.open_tree("artifacts")?;
-        let mut batch = sled::Batch::default();
+        let mut batch = Vec::new();
         for i in 0..n {
             let path = scale_path(i);
-            let mv = ModVersion::new(&path, "v1.0.0")?;
             let info =
                 format!("{{\"Version\":\"v1.0.0\",\"Time\":\"2020-01-01T00:00:00Z\",\"N\":{i}}}\n");
             let gomod = format!("module {path}\n\ngo 1.16\n");
-            for (kind, (digest, size)) in [
-                (Kind::Info, write_blob(info.as_bytes())?),
-                (Kind::Mod, write_blob(gomod.as_bytes())?),
-                (Kind::Zip, zip_blob.clone()),
+            for (kind, data, (digest, size)) in [
+                (Kind::Info, info.as_bytes(), write_blob(info.as_bytes())?),
+                (Kind::Mod, gomod.as_bytes(), write_blob(gomod.as_bytes())?),
+                (Kind::Zip, &zip[..], zip_blob.clone()),
             ] {
-                let e = Entry {
+                batch.push(Entry {
                     module: path.clone(),
                     version: "v1.0.0".into(),
                     kind: kind.ext().into(),
                     digest,
                     size,
-                    verification: verification.clone(),
-                };
-                batch.insert(artifact_key(&mv, kind).as_bytes(), serde_json::to_vec(&e)?);
+                    verification: verification(i, data),
+                });
             }
             if i % 10_000 == 9_999 {
-                index.apply_batch(std::mem::take(&mut batch))?;
+                bulk_put(&db, &std::mem::take(&mut batch), legacy)?;
             }
         }
-        index.apply_batch(batch)?;
+        bulk_put(&db, &batch, legacy)?;
         db.flush()?;
     }
     let written = t.elapsed();
@@ -308,4 +314,10 @@ fn trail(dir: &Path, n: usize) -> Res<()> {
         t.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Standard base64 with padding, as `h1:` hashes and tree hashes are written.
+fn base64_std(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
 }

@@ -245,6 +245,12 @@ fn readyz_reports_an_unwritable_store() {
     std::fs::remove_file(&tmp).unwrap();
     std::fs::create_dir(&tmp).unwrap();
     assert_eq!(readyz(&mg).0, 200);
+    // The probe's spool file is removed on the blocking pool after the answer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_dir(&tmp).unwrap().next().is_some() && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(
         std::fs::read_dir(&tmp).unwrap().next().is_none(),
         "the probe cleans up"

@@ -76,7 +76,7 @@ impl Selector {
     }
 
     /// What every index key it matches starts with (keys are
-    /// `module@version/kind`): a pattern's literal head, so `cache ls` reads
+    /// `module@version`): a pattern's literal head, so `cache ls` reads
     /// only that part of the index, not the whole store.
     pub fn key_prefix(&self) -> &str {
         match &self.0 {

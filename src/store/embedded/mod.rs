@@ -1,9 +1,10 @@
 //! The embedded store: a sled index plus content-addressed blob files under the data dir.
 //!
 //! ```text
-//! <data-dir>/index/              sled database (artifact entries, metadata trees)
+//! <data-dir>/index/              sled database (artifact entries by version, metadata trees)
 //! <data-dir>/blobs/sha256/ab/ab12…   immutable blobs, named by their SHA-256
 //! <data-dir>/tmp/                spool files of downloads in progress
+//! <data-dir>/index.lock          held while the index is opened (and, once, rebuilt: see `migrate`)
 //! ```
 //!
 //! A blob becomes visible only by `rename` after `fsync`, and its index entry
@@ -26,6 +27,7 @@
 
 mod blobs;
 mod index;
+mod migrate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,9 +39,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use self::blobs::{BlobFault, FileStamp, Opened, open_blob, prove_file};
+pub use self::index::bulk_put;
 use self::index::{
-    ENTRY_CACHE_BYTES, EntryWeight, IndexWrite, TOTALS_KEY, decode_totals, encode_totals,
-    index_err, transact, walk_totals,
+    ENTRY_CACHE_BYTES, EntryWeight, IndexWrite, Slot, TOTALS_KEY, VERSIONS_TREE, decode_entries,
+    decode_entry, decode_totals, encode_totals, index_err, transact, version_key, walk_totals,
 };
 use super::{
     Blob, BlobBody, Entry, Meta, Spool, Staged, Store, StoreError, StoreResult, artifact_key,
@@ -49,6 +52,7 @@ use crate::protocol::{Kind, ModVersion};
 pub struct EmbeddedStore {
     root: PathBuf,
     db: sled::Db,
+    /// Artifact entries, one key per module version (see [`index`]).
     index: sled::Tree,
     /// The number of index entries and the bytes they name, kept under
     /// [`TOTALS_KEY`] and changed in the same sled transaction as every index
@@ -115,14 +119,29 @@ impl EmbeddedStore {
         for entry in std::fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
             let _ = std::fs::remove_file(entry.path());
         }
-        let db = sled::Config::new()
-            .path(root.join("index"))
-            // sled's default page cache is 1 GiB: bound it, so walking a large
-            // index (totals, `cache ls`) cannot grow the process that far.
-            .cache_capacity(INDEX_CACHE_BYTES)
-            .open()
-            .map_err(index_err)?;
-        let index = db.open_tree("artifacts").map_err(index_err)?;
+        // Held while the index may be rebuilt or swapped (see `migrate`), so a
+        // second process never takes a half-built copy for debris.
+        let lock_path = root.join("index.lock");
+        let Some(_rebuilding) =
+            crate::admin::lock::acquire(&lock_path).map_err(io_err(&lock_path))?
+        else {
+            return Err(StoreError::Index(format!(
+                "another process is opening or rebuilding the index under {}",
+                root.display()
+            )));
+        };
+        migrate::recover(root)?;
+        // sled's default page cache is 1 GiB: bound it, so walking a large
+        // index (totals, `cache ls`) cannot grow the process that far.
+        let open_db = || index::open_db(&root.join("index"), INDEX_CACHE_BYTES);
+        let mut db = open_db()?;
+        if migrate::needed(&db) {
+            // A store written with one key per artifact: rebuilt once.
+            drop(db);
+            migrate::rebuild(root, INDEX_CACHE_BYTES)?;
+            db = open_db()?;
+        }
+        let index = db.open_tree(VERSIONS_TREE).map_err(index_err)?;
         let totals = db.open_tree("artifact_totals").map_err(index_err)?;
         if totals.get(TOTALS_KEY).map_err(index_err)?.is_none() {
             // A new store, or one written before the totals were kept: count
@@ -154,22 +173,28 @@ impl EmbeddedStore {
         })
     }
 
-    /// Changes the index entry under `key` (and the totals with it), then
-    /// drops the key from the entry cache and bumps the generation, so no
-    /// reader caches what it read before the write (also when the write failed).
+    /// Changes the index entry of `kind` of `mv` (and the totals with it), then
+    /// drops it from the entry cache and bumps the generation, so no reader
+    /// caches what it read before the write (also when the write failed);
+    /// returns whether an entry was replaced or removed.
     ///
     /// All of it runs on the blocking pool (a sled transaction can wait on
     /// the disk), as one closure: a caller cancelled meanwhile cannot leave
     /// the write done and the cache not invalidated.
-    async fn write_index(&self, key: &str, change: IndexWrite) -> StoreResult<Option<sled::IVec>> {
+    async fn write_index(
+        &self,
+        mv: &ModVersion,
+        kind: Kind,
+        change: IndexWrite,
+    ) -> StoreResult<bool> {
         let (index, totals) = (self.index.clone(), self.totals.clone());
         let (entries, index_gen) = (self.entries.clone(), self.index_gen.clone());
-        let key = key.to_string();
+        let (vkey, cache_key) = (version_key(mv), artifact_key(mv, kind));
         blocking(move || {
-            let written = transact(&index, &totals, key.as_bytes(), &change);
+            let written = transact(&index, &totals, vkey.as_bytes(), kind, &change);
             let mut generation = index_gen.lock().unwrap_or_else(|e| e.into_inner());
             *generation += 1;
-            entries.remove(&key);
+            entries.remove(&cache_key);
             written
         })
         .await?
@@ -199,9 +224,8 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Index(e.to_string()))?;
         let kind = Kind::parse(&entry.kind)
             .ok_or_else(|| StoreError::Index(format!("bad kind {}", entry.kind)))?;
-        let value = serde_json::to_vec(entry).map_err(|e| StoreError::Index(e.to_string()))?;
-        let key = artifact_key(&mv, kind);
-        self.write_index(&key, IndexWrite::Put(value)).await?;
+        self.write_index(&mv, kind, IndexWrite::Put(Slot::of(entry)))
+            .await?;
         self.flush_index().await?;
         Ok(())
     }
@@ -303,13 +327,9 @@ impl EmbeddedStore {
             ModVersion::new(&entry.module, &entry.version),
             Kind::parse(&entry.kind),
         ) {
-            let key = artifact_key(&mv, kind);
-            if let Some(cur) = self.index.get(&key).map_err(index_err)?
-                && serde_json::from_slice::<Entry>(&cur).is_ok_and(|c| c.digest == entry.digest)
-            {
-                // Only if unchanged: a concurrent re-fetch may have replaced it.
-                self.write_index(&key, IndexWrite::RemoveIf(cur.to_vec()))
-                    .await?;
+            // Only if unchanged: a concurrent re-fetch may have replaced it.
+            let change = IndexWrite::RemoveIf(entry.digest.clone());
+            if self.write_index(&mv, kind, change).await? {
                 self.flush_index().await?;
             }
         }
@@ -353,11 +373,18 @@ impl Store for EmbeddedStore {
             return Ok(Some(e));
         }
         let generation = *self.index_gen.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(v) = self.index.get(key.as_bytes()).map_err(index_err)? else {
+        let Some(v) = self
+            .index
+            .get(version_key(mv).as_bytes())
+            .map_err(index_err)?
+        else {
             return Ok(None);
         };
-        let e: Entry = serde_json::from_slice(&v)
-            .map_err(|e| StoreError::Index(format!("entry for {mv} {}: {e}", kind.ext())))?;
+        let Some(e) = decode_entry(mv, kind, &v)
+            .map_err(|e| StoreError::Index(format!("entry for {mv} {}: {e}", kind.ext())))?
+        else {
+            return Ok(None);
+        };
         let now = self.index_gen.lock().unwrap_or_else(|e| e.into_inner());
         if *now == generation {
             self.entries.insert(key, e.clone());
@@ -451,10 +478,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
-        let key = artifact_key(mv, kind);
-        let old = self.write_index(&key, IndexWrite::Remove).await?;
+        let removed = self.write_index(mv, kind, IndexWrite::Remove).await?;
         self.flush_index().await?;
-        Ok(old.is_some())
+        Ok(removed)
     }
 
     async fn delete_blob(&self, digest: &str) -> StoreResult<()> {
@@ -479,8 +505,8 @@ impl Store for EmbeddedStore {
         blocking(move || {
             let mut out = Vec::new();
             for item in index.scan_prefix(prefix.as_bytes()) {
-                let (_, v) = item.map_err(index_err)?;
-                out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Index(e.to_string()))?);
+                let (k, v) = item.map_err(index_err)?;
+                out.extend(decode_entries(&k, &v)?);
             }
             Ok(out)
         })
