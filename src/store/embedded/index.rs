@@ -1,8 +1,7 @@
 //! The sled index of artifact entries: one key per module version, with the artifacts' count and bytes kept in the same transactions.
 //!
 //! ```text
-//! tree "versions"         <module>@<version>  →  {"info":{"digest":"…","size":N,"verification":{…}},
-//!                                                  "mod":{…},"zip":{…}}     (kinds absent when not stored)
+//! tree "versions"         <module>@<version>  →  the version's stored kinds (binary: see [`super::value`])
 //! tree "artifact_totals"  "totals"            →  count (u64 BE) ‖ bytes (u64 BE) of the artifacts
 //! tree "artifacts"        <module>@<version>/<kind> → one entry (JSON): the layout before,
 //!                                                  rebuilt once by [`super::migrate`]
@@ -18,10 +17,9 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
+use super::value::{Slot, Slots};
 use crate::protocol::{Kind, ModVersion};
-use crate::store::{Entry, StoreError, StoreResult, Verification};
+use crate::store::{Entry, StoreError, StoreResult};
 
 /// Bytes of decoded index entries kept in memory (~20k entries).
 pub(super) const ENTRY_CACHE_BYTES: u64 = 8 << 20;
@@ -99,89 +97,9 @@ pub(super) fn version_key(mv: &ModVersion) -> String {
     format!("{}@{}", mv.path(), mv.version())
 }
 
-/// One stored artifact of a version: its [`Entry`] without the module,
-/// version and kind, which the key and the slot name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Slot {
-    pub digest: String,
-    pub size: u64,
-    pub verification: Verification,
-}
-
-impl Slot {
-    pub fn of(e: &Entry) -> Slot {
-        Slot {
-            digest: e.digest.clone(),
-            size: e.size,
-            verification: e.verification.clone(),
-        }
-    }
-
-    fn entry(&self, module: &str, version: &str, kind: Kind) -> Entry {
-        Entry {
-            module: module.to_string(),
-            version: version.to_string(),
-            kind: kind.ext().to_string(),
-            digest: self.digest.clone(),
-            size: self.size,
-            verification: self.verification.clone(),
-        }
-    }
-}
-
-/// The value under a version's key: what is stored of each kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Slots {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    info: Option<Slot>,
-    #[serde(rename = "mod", default, skip_serializing_if = "Option::is_none")]
-    gomod: Option<Slot>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    zip: Option<Slot>,
-}
-
-impl Slots {
-    pub fn decode(v: &[u8]) -> StoreResult<Slots> {
-        serde_json::from_slice(v).map_err(|e| StoreError::Index(format!("index value: {e}")))
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        // Serializing plain strings and numbers into a Vec cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    pub fn get(&self, kind: Kind) -> Option<&Slot> {
-        match kind {
-            Kind::Info => self.info.as_ref(),
-            Kind::Mod => self.gomod.as_ref(),
-            Kind::Zip => self.zip.as_ref(),
-        }
-    }
-
-    pub fn slot(&mut self, kind: Kind) -> &mut Option<Slot> {
-        match kind {
-            Kind::Info => &mut self.info,
-            Kind::Mod => &mut self.gomod,
-            Kind::Zip => &mut self.zip,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.info.is_none() && self.gomod.is_none() && self.zip.is_none()
-    }
-
-    /// The stored kinds, in the order `info`, `mod`, `zip`.
-    pub fn each(&self) -> impl Iterator<Item = (Kind, &Slot)> {
-        [Kind::Info, Kind::Mod, Kind::Zip]
-            .into_iter()
-            .filter_map(|k| self.get(k).map(|s| (k, s)))
-    }
-
-    /// (count, bytes) of the artifacts named.
-    fn totals(&self) -> (u64, u64) {
-        self.each()
-            .fold((0, 0), |(n, b), (_, s)| (n + 1, b + s.size))
-    }
+/// A version's value, or an index error if it is damaged.
+pub(super) fn decode(value: &[u8]) -> StoreResult<Slots> {
+    Slots::decode(value).map_err(|e| StoreError::Index(e.to_string()))
 }
 
 /// The entries stored under one index key (`module@version`), in kind order.
@@ -191,7 +109,7 @@ pub(super) fn decode_entries(key: &[u8], value: &[u8]) -> StoreResult<Vec<Entry>
     let (module, version) = key
         .rsplit_once('@')
         .ok_or_else(|| StoreError::Index(format!("index key {key:?} has no @")))?;
-    let slots = Slots::decode(value)?;
+    let slots = decode(value)?;
     Ok(slots
         .each()
         .map(|(k, s)| s.entry(module, version, k))
@@ -204,7 +122,7 @@ pub(super) fn decode_entry(
     kind: Kind,
     value: &[u8],
 ) -> StoreResult<Option<Entry>> {
-    Ok(Slots::decode(value)?
+    Ok(decode(value)?
         .get(kind)
         .map(|s| s.entry(mv.path(), mv.version(), kind)))
 }
@@ -337,6 +255,7 @@ pub fn bulk_put(db: &sled::Db, entries: &[Entry], legacy: bool) -> StoreResult<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Verification;
 
     fn entry(module: &str, version: &str, kind: &str, size: u64) -> Entry {
         Entry {

@@ -19,7 +19,8 @@
 
 use std::path::Path;
 
-use super::index::{LEGACY_TREE, Slot, Slots, VERSIONS_TREE, index_err, open_db};
+use super::index::{LEGACY_TREE, VERSIONS_TREE, index_err, open_db};
+use super::value::{Slot, Slots};
 use crate::protocol::Kind;
 use crate::store::{Entry, StoreError, StoreResult};
 

@@ -28,6 +28,7 @@
 mod blobs;
 mod index;
 mod migrate;
+mod value;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,9 +42,11 @@ use tokio::io::AsyncWriteExt;
 use self::blobs::{BlobFault, FileStamp, Opened, open_blob, prove_file};
 pub use self::index::bulk_put;
 use self::index::{
-    ENTRY_CACHE_BYTES, EntryWeight, IndexWrite, Slot, TOTALS_KEY, VERSIONS_TREE, decode_entries,
+    ENTRY_CACHE_BYTES, EntryWeight, IndexWrite, TOTALS_KEY, VERSIONS_TREE, decode_entries,
     decode_entry, decode_totals, encode_totals, index_err, transact, version_key, walk_totals,
 };
+use self::value::Slot;
+pub use self::value::fuzz_round_trip as fuzz_index_value;
 use super::{
     Blob, BlobBody, Entry, Meta, Spool, Staged, Store, StoreError, StoreResult, artifact_key,
 };
