@@ -166,7 +166,11 @@ impl Store for FullStore {
             })?;
         Ok((spool, full))
     }
-    async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>> {
+    async fn entry(
+        &self,
+        mv: &ModVersion,
+        kind: Kind,
+    ) -> StoreResult<Option<std::sync::Arc<Entry>>> {
         self.inner.entry(mv, kind).await
     }
     async fn open(&self, entry: &Entry) -> StoreResult<Blob> {

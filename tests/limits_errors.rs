@@ -43,7 +43,11 @@ impl Store for SledFull {
     async fn spool(&self) -> StoreResult<(Spool, tokio::fs::File)> {
         self.inner.spool().await
     }
-    async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>> {
+    async fn entry(
+        &self,
+        mv: &ModVersion,
+        kind: Kind,
+    ) -> StoreResult<Option<std::sync::Arc<Entry>>> {
         self.inner.entry(mv, kind).await
     }
     async fn open(&self, entry: &Entry) -> StoreResult<Blob> {

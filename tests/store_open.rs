@@ -70,7 +70,10 @@ fn small_and_large_blobs_read_back_exactly() {
             assert_eq!(read_all(&store, &el).await.unwrap(), large);
         }
         let mv = ModVersion::new("example.com/a", "v1.0.0").unwrap();
-        assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), Some(es));
+        assert_eq!(
+            store.entry(&mv, Kind::Mod).await.unwrap().as_deref(),
+            Some(&es)
+        );
     });
 }
 

@@ -85,7 +85,7 @@ pub struct Pipeline {
     routes: crate::routes::Routes,
     sumdb: Arc<Client>,
     cfg: Arc<Config>,
-    artifacts: Flights<Entry>,
+    artifacts: Flights<Arc<Entry>>,
     lookups: Flights<Lookup>,
     /// Admission of misses and the spool's byte budget (see [`crate::limits`]).
     admission: crate::limits::Admission,
@@ -191,7 +191,7 @@ impl Pipeline {
         self: &Arc<Self>,
         mv: &ModVersion,
         kind: Kind,
-    ) -> Result<(Entry, Blob, Cache)> {
+    ) -> Result<(Arc<Entry>, Blob, Cache)> {
         self.open_from(None, mv, kind).await
     }
 
@@ -202,7 +202,7 @@ impl Pipeline {
         client: Option<std::net::IpAddr>,
         mv: &ModVersion,
         kind: Kind,
-    ) -> Result<(Entry, Blob, Cache)> {
+    ) -> Result<(Arc<Entry>, Blob, Cache)> {
         let (entry, cache) = self.artifact_admitted(mv, kind, Some(client)).await?;
         match self.store.open(&entry).await {
             Ok(blob) => Ok((entry, blob, cache)),
@@ -221,7 +221,11 @@ impl Pipeline {
     }
 
     /// The index entry of a verified artifact, fetching and verifying it on a miss.
-    pub async fn artifact(self: &Arc<Self>, mv: &ModVersion, kind: Kind) -> Result<(Entry, Cache)> {
+    pub async fn artifact(
+        self: &Arc<Self>,
+        mv: &ModVersion,
+        kind: Kind,
+    ) -> Result<(Arc<Entry>, Cache)> {
         self.artifact_admitted(mv, kind, Some(None)).await
     }
 
@@ -233,7 +237,7 @@ impl Pipeline {
         mv: &ModVersion,
         kind: Kind,
         admit: Option<Option<std::net::IpAddr>>,
-    ) -> Result<(Entry, Cache)> {
+    ) -> Result<(Arc<Entry>, Cache)> {
         // The supply-chain gate: the one place every .info/.mod/.zip passes,
         // cached or not, judged before a byte is served. A cached artifact is
         // judged with its checksum-database record (the release cooldown).
@@ -297,7 +301,7 @@ impl Pipeline {
         mv: &ModVersion,
         kind: Kind,
         progress: Progress,
-    ) -> Result<Entry> {
+    ) -> Result<Arc<Entry>> {
         // A flight that finished just before ours started may have stored it.
         if let Some(e) = self.store.entry(mv, kind).await? {
             return Ok(e);
@@ -306,11 +310,12 @@ impl Pipeline {
         if authority == Authority::ChecksumDatabase {
             self.refuse_if_forked(mv).await?;
         }
-        match kind {
+        let entry = match kind {
             Kind::Mod => self.miss_mod(mv, &progress).await,
             Kind::Zip => self.miss_zip(mv, &progress).await,
             Kind::Info => self.miss_info(mv, &progress).await,
-        }
+        };
+        entry.map(Arc::new)
     }
 
     async fn miss_mod(self: &Arc<Self>, mv: &ModVersion, progress: &Progress) -> Result<Entry> {
@@ -411,7 +416,7 @@ impl Pipeline {
     fn mod_first<'a>(
         self: &'a Arc<Self>,
         mv: &'a ModVersion,
-    ) -> BoxFuture<'a, Result<(Entry, Cache)>> {
+    ) -> BoxFuture<'a, Result<(Arc<Entry>, Cache)>> {
         Box::pin(self.artifact(mv, Kind::Mod))
     }
 

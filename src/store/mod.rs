@@ -16,6 +16,7 @@ pub mod stream;
 
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -245,8 +246,9 @@ pub trait Store: Send + Sync {
     /// [`Spool`] guard deletes the file unless it is committed.
     async fn spool(&self) -> StoreResult<(Spool, tokio::fs::File)>;
 
-    /// The index entry of an artifact, if stored.
-    async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>>;
+    /// The index entry of an artifact, if stored; shared, so a hit answered
+    /// from a backend's entry cache copies no strings.
+    async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Arc<Entry>>>;
 
     /// Opens a stored artifact's blob for streaming.
     async fn open(&self, entry: &Entry) -> StoreResult<Blob>;

@@ -577,7 +577,7 @@ impl Store for S3Store {
         self.local.spool().await
     }
 
-    async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>> {
+    async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Arc<Entry>>> {
         self.local.entry(mv, kind).await
     }
 

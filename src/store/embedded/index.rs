@@ -34,8 +34,8 @@ pub(super) const LEGACY_TREE: &str = "artifacts";
 #[derive(Clone)]
 pub(super) struct EntryWeight;
 
-impl quick_cache::Weighter<String, Entry> for EntryWeight {
-    fn weight(&self, key: &String, e: &Entry) -> u64 {
+impl quick_cache::Weighter<String, std::sync::Arc<Entry>> for EntryWeight {
+    fn weight(&self, key: &String, e: &std::sync::Arc<Entry>) -> u64 {
         let v = &e.verification;
         (key.len()
             + e.module.len()

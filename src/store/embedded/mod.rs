@@ -71,7 +71,7 @@ pub struct EmbeddedStore {
     /// first readers wait for one hash instead of each doing their own.
     proving: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Decoded index entries by key, so a hit skips sled and the JSON decode.
-    entries: Arc<quick_cache::sync::Cache<String, Entry, EntryWeight>>,
+    entries: Arc<quick_cache::sync::Cache<String, Arc<Entry>, EntryWeight>>,
     /// Bumped (under this lock) with every index write, which also drops the
     /// key from `entries`: a reader caches what it read only if no write came
     /// in between, so the cache never keeps an entry the index no longer has.
@@ -370,7 +370,7 @@ impl Store for EmbeddedStore {
         ))
     }
 
-    async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Entry>> {
+    async fn entry(&self, mv: &ModVersion, kind: Kind) -> StoreResult<Option<Arc<Entry>>> {
         let key = artifact_key(mv, kind);
         if let Some(e) = self.entries.get(&key) {
             return Ok(Some(e));
@@ -388,6 +388,7 @@ impl Store for EmbeddedStore {
         else {
             return Ok(None);
         };
+        let e = Arc::new(e);
         let now = self.index_gen.lock().unwrap_or_else(|e| e.into_inner());
         if *now == generation {
             self.entries.insert(key, e.clone());
@@ -695,7 +696,10 @@ mod tests {
             .await
             .unwrap();
         for _ in 0..2 {
-            assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), Some(e1.clone()));
+            assert_eq!(
+                store.entry(&mv, Kind::Mod).await.unwrap().as_deref(),
+                Some(&e1)
+            );
         }
         // Replaced (a re-fetch): the new entry, not the cached one.
         let e2 = store
@@ -703,7 +707,10 @@ mod tests {
             .await
             .unwrap();
         assert_ne!(e1.digest, e2.digest);
-        assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), Some(e2.clone()));
+        assert_eq!(
+            store.entry(&mv, Kind::Mod).await.unwrap().as_deref(),
+            Some(&e2)
+        );
         // Removed (`cache rm`, a corrupt blob): gone at once.
         assert!(store.remove(&mv, Kind::Mod).await.unwrap());
         assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), None);
@@ -712,7 +719,10 @@ mod tests {
             .commit_bytes(&one, entry(&one, "v1.0.0", Kind::Mod))
             .await
             .unwrap();
-        assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), Some(e3.clone()));
+        assert_eq!(
+            store.entry(&mv, Kind::Mod).await.unwrap().as_deref(),
+            Some(&e3)
+        );
         flip(&store.blob_path(&e3.digest).unwrap(), 2);
         assert!(read_all(&store, &e3).await.is_err());
         assert_eq!(store.entry(&mv, Kind::Mod).await.unwrap(), None);
