@@ -178,15 +178,20 @@ pub(super) fn transact(
     use sled::transaction::ConflictableTransactionError as Abort;
     (index, totals)
         .transaction(|(idx, tot)| {
-            let mut slots = match idx.get(key)? {
-                Some(v) => {
-                    Slots::decode(&v).map_err(|_| Abort::Abort("an index value cannot be read"))?
-                }
-                None => Slots::default(),
+            // A damaged value (its entries already unreadable, so fetched and
+            // verified again when asked for) is replaced by a write and removed
+            // by a remove, rather than failing every write of the version.
+            let (mut slots, damaged) = match idx.get(key)? {
+                Some(v) => match Slots::decode(&v) {
+                    Ok(s) => (s, false),
+                    Err(_) if matches!(change, IndexWrite::RemoveIf(_)) => return Ok(false),
+                    Err(_) => (Slots::default(), true),
+                },
+                None => (Slots::default(), false),
             };
             let (before_n, before_bytes) = slots.totals();
             let slot = slots.slot(kind);
-            let had = slot.is_some();
+            let had = slot.is_some() || damaged;
             match change {
                 IndexWrite::Put(s) => *slot = Some(s.clone()),
                 IndexWrite::Remove => *slot = None,
@@ -277,7 +282,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_keep_totals_and_drop_empty_versions() {
+    fn writes_keep_totals_drop_empty_versions_and_mend_damaged_ones() {
         let d = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(d.path()).open().unwrap();
         let (idx, tot) = (
@@ -306,5 +311,29 @@ mod tests {
         assert_eq!(totals(), (0, 0));
         assert!(idx.is_empty(), "a version with nothing stored has no key");
         assert_eq!(walk_totals(&idx).unwrap(), (0, 0));
+
+        // A damaged value: a write replaces it, a remove takes it away.
+        idx.insert(key, b"\x01\x07garbage".to_vec()).unwrap();
+        assert!(decode(&idx.get(key).unwrap().unwrap()).is_err());
+        assert!(
+            !transact(
+                &idx,
+                &tot,
+                key,
+                Kind::Mod,
+                &IndexWrite::RemoveIf(e.digest.clone())
+            )
+            .unwrap()
+        );
+        assert!(transact(&idx, &tot, key, Kind::Mod, &IndexWrite::Put(Slot::of(&e))).unwrap());
+        assert_eq!(
+            decode(&idx.get(key).unwrap().unwrap())
+                .unwrap()
+                .get(Kind::Mod),
+            Some(&Slot::of(&e))
+        );
+        idx.insert(key, b"\x01\x07garbage".to_vec()).unwrap();
+        assert!(transact(&idx, &tot, key, Kind::Zip, &IndexWrite::Remove).unwrap());
+        assert!(idx.is_empty());
     }
 }

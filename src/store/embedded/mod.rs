@@ -57,7 +57,7 @@ pub struct EmbeddedStore {
     db: sled::Db,
     /// Artifact entries, one key per module version (see [`index`]).
     index: sled::Tree,
-    /// The number of index entries and the bytes they name, kept under
+    /// The number of stored artifacts and the bytes they name, kept under
     /// [`TOTALS_KEY`] and changed in the same sled transaction as every index
     /// write, so start-up reads two numbers instead of walking the index.
     totals: sled::Tree,
@@ -70,7 +70,7 @@ pub struct EmbeddedStore {
     /// One lock per large blob being hashed on a first read, so concurrent
     /// first readers wait for one hash instead of each doing their own.
     proving: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Decoded index entries by key, so a hit skips sled and the JSON decode.
+    /// Decoded index entries by artifact key, so a hit skips sled and the decode.
     entries: Arc<quick_cache::sync::Cache<String, Arc<Entry>, EntryWeight>>,
     /// Bumped (under this lock) with every index write, which also drops the
     /// key from `entries`: a reader caches what it read only if no write came
