@@ -258,11 +258,17 @@ pub fn bulk_put(db: &sled::Db, entries: &[Entry], legacy: bool) -> StoreResult<(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::Verification;
 
-    fn entry(module: &str, version: &str, kind: &str, size: u64) -> Entry {
+    /// An entry with made-up verification (also for `migrate`'s tests).
+    pub(in crate::store::embedded) fn entry(
+        module: &str,
+        version: &str,
+        kind: &str,
+        size: u64,
+    ) -> Entry {
         Entry {
             module: module.into(),
             version: version.into(),

@@ -178,28 +178,9 @@ pub(super) fn rebuild(root: &Path, cache_bytes: u64) -> StoreResult<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::index::tests::entry;
     use super::super::index::{bulk_put, decode_entries, walk_totals};
     use super::*;
-    use crate::store::Verification;
-
-    fn entry(module: &str, version: &str, kind: &str, size: u64) -> Entry {
-        Entry {
-            module: module.into(),
-            version: version.into(),
-            kind: kind.into(),
-            digest: format!("{size:064x}"),
-            size,
-            verification: Verification {
-                h1: "h1:abc".into(),
-                sumdb: "sum.golang.org".into(),
-                record_id: 7,
-                tree_size: 9,
-                tree_hash: "xyz".into(),
-                verified_at: 1,
-                authority: Default::default(),
-            },
-        }
-    }
 
     fn sorted(mut v: Vec<Entry>) -> Vec<Entry> {
         v.sort_by(|a, b| (&a.module, &a.version, &a.kind).cmp(&(&b.module, &b.version, &b.kind)));
