@@ -37,7 +37,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use self::blobs::{BlobFault, FileStamp, Opened, open_blob, prove_file};
 pub use self::index::bulk_put;
@@ -190,15 +189,33 @@ impl EmbeddedStore {
         kind: Kind,
         change: IndexWrite,
     ) -> StoreResult<bool> {
+        self.write_index_then(mv, kind, change, false).await
+    }
+
+    /// [`Self::write_index`], then, with `flush`, the flush that makes it
+    /// durable, in the same hop to the blocking pool.
+    async fn write_index_then(
+        &self,
+        mv: &ModVersion,
+        kind: Kind,
+        change: IndexWrite,
+        flush: bool,
+    ) -> StoreResult<bool> {
         let (index, totals) = (self.index.clone(), self.totals.clone());
         let (entries, index_gen) = (self.entries.clone(), self.index_gen.clone());
         let (vkey, cache_key) = (version_key(mv), artifact_key(mv, kind));
+        let db = self.db.clone();
         blocking(move || {
             let written = transact(&index, &totals, vkey.as_bytes(), kind, &change);
             let mut generation = index_gen.lock().unwrap_or_else(|e| e.into_inner());
             *generation += 1;
             entries.remove(&cache_key);
-            written
+            drop(generation);
+            let written = written?;
+            if flush {
+                db.flush().map_err(index_err)?;
+            }
+            Ok(written)
         })
         .await?
     }
@@ -218,6 +235,13 @@ impl EmbeddedStore {
             .join(digest))
     }
 
+    /// A fresh name for a file being written, in `tmp/` (same file system
+    /// as the blobs, so installing it is a rename).
+    fn spool_path(&self) -> PathBuf {
+        let name = format!("{}-{:016x}.part", std::process::id(), rand_u64());
+        self.root.join("tmp").join(name)
+    }
+
     fn tree(&self, ns: Meta) -> StoreResult<sled::Tree> {
         self.db.open_tree(ns.tree_name()).map_err(index_err)
     }
@@ -227,38 +251,32 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Index(e.to_string()))?;
         let kind = Kind::parse(&entry.kind)
             .ok_or_else(|| StoreError::Index(format!("bad kind {}", entry.kind)))?;
-        self.write_index(&mv, kind, IndexWrite::Put(Slot::of(entry)))
+        // The write and the flush that makes it durable in one hop.
+        self.write_index_then(&mv, kind, IndexWrite::Put(Slot::of(entry)), true)
             .await?;
-        self.flush_index().await?;
         Ok(())
     }
 
-    /// Moves a finished file to its content address, durably.
+    /// Moves a finished file to its content address, durably (one hop to
+    /// the blocking pool: see [`blobs::install`]).
     async fn install_blob(&self, from: &Path, digest: &str) -> StoreResult<()> {
         let dest = self.blob_path(digest)?;
-        let dir = dest.parent().unwrap_or(&self.root).to_owned();
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(io_err(&dir))?;
-        tokio::fs::rename(from, &dest)
-            .await
+        let (f, d) = (from.to_owned(), dest.clone());
+        let stamp = blocking(move || blobs::install(&f, &d))
+            .await?
             .map_err(io_err(&dest))?;
-        // fsync the directory so the rename itself survives a power cut.
-        let d = dir.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::open(&d).and_then(|f| f.sync_all()))
-            .await
-            .map_err(|e| StoreError::Index(e.to_string()))?
-            .map_err(io_err(&dir))?;
-        // The digest was computed over exactly the bytes written and synced,
-        // so the installed file counts as proven: its first hit need not
-        // hash it again (a rename keeps the inode and mtime the stamp holds).
-        if let Ok(meta) = tokio::fs::metadata(&dest).await {
-            self.verified
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(digest.to_string(), FileStamp::of(&meta));
-        }
+        self.proven(digest, stamp);
         Ok(())
+    }
+
+    /// The digest was computed over exactly the bytes written and synced,
+    /// so the installed file counts as proven: its first hit need not hash
+    /// it again (a rename keeps the inode and mtime the stamp holds).
+    fn proven(&self, digest: &str, stamp: FileStamp) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_string(), stamp);
     }
 }
 
@@ -346,8 +364,7 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn spool(&self) -> StoreResult<(Spool, tokio::fs::File)> {
-        let name = format!("{}-{:016x}.part", std::process::id(), rand_u64());
-        let path = self.root.join("tmp").join(name);
+        let path = self.spool_path();
         // Cancel-safe: the file is created on the blocking pool together with
         // a guard that removes it. If our caller is dropped meanwhile (a
         // cancelled miss), the guard is dropped with the unclaimed result and
@@ -465,26 +482,27 @@ impl Store for EmbeddedStore {
                 reason: format!("bytes to commit hash to {digest}"),
             });
         }
-        let (mut spool, mut file) = self.spool().await?;
-        let path = spool.path.clone();
-        spool.digest = entry.digest.clone();
-        spool.size = data.len() as u64;
-        file.write_all(data).await.map_err(io_err(&path))?;
-        file.sync_all().await.map_err(io_err(&path))?;
-        drop(file);
-        let entry = self.commit(spool, entry).await?;
+        // Written, synced and installed in one hop to the blocking pool (it
+        // used to take seven: create, write, sync, then `install_blob`'s four).
+        let dest = self.blob_path(&entry.digest)?;
+        let tmp = self.spool_path();
+        let bytes = Bytes::copy_from_slice(data);
+        let (t, d, b) = (tmp.clone(), dest.clone(), bytes.clone());
+        let stamp = blocking(move || blobs::write_and_install(&t, &d, &b))
+            .await?
+            .map_err(io_err(&tmp))?;
+        self.proven(&entry.digest, stamp);
+        self.put_entry(&entry).await?;
         if (data.len() as u64) < SMALL_BLOB {
             // Just hashed above: the first hit needs no disk read.
-            self.small
-                .insert(entry.digest.clone(), Bytes::copy_from_slice(data));
+            self.small.insert(entry.digest.clone(), bytes);
         }
         Ok(entry)
     }
 
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
-        let removed = self.write_index(mv, kind, IndexWrite::Remove).await?;
-        self.flush_index().await?;
-        Ok(removed)
+        self.write_index_then(mv, kind, IndexWrite::Remove, true)
+            .await
     }
 
     async fn delete_blob(&self, digest: &str) -> StoreResult<()> {
