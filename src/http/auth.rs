@@ -7,12 +7,9 @@
 //! time, and neither it nor its digest is ever logged.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -123,11 +120,23 @@ impl Auth {
     }
 }
 
-/// Middleware: lets a request through with valid credentials (or when no
-/// credentials are configured, or for the health endpoints); answers 401 otherwise.
-pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
-    if !auth.enabled() || EXEMPT.contains(&req.uri().path()) {
-        return next.run(req).await;
+/// Paths that check their own credentials (admin tokens): never asked for
+/// client credentials (see [`super::admin`]).
+const OWN_AUTH: &[&str] = &["/admin", "/admin/"];
+
+/// The client-auth check the front middleware ([`super::app`]) runs before a
+/// request is handled: `Ok(None)` lets it through unnamed (no credentials
+/// configured, or a health or admin path), `Ok(Some(who))` names who it
+/// authenticated as, `Err` is the refusal (401) to answer instead. A plain function,
+/// not a layer of its own: one middleware per request is measurably cheaper
+/// than two on a cached hit (BENCHMARKS.md, issue #16).
+pub fn admit(auth: &Auth, req: &Request) -> Result<Option<AuthUser>, Error> {
+    if !auth.enabled() {
+        return Ok(None);
+    }
+    let path = req.uri().path();
+    if EXEMPT.contains(&path) || OWN_AUTH.contains(&path) {
+        return Ok(None);
     }
     let verdict = match req.headers().get(header::AUTHORIZATION) {
         None => Err("no credentials"),
@@ -137,22 +146,17 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
             .and_then(|v| auth.check(v)),
     };
     match verdict {
-        Ok(who) => {
-            // The access log line (outside this layer) names who it was.
-            let mut resp = next.run(req).await;
-            resp.extensions_mut().insert(AuthUser(who));
-            resp
-        }
+        Ok(who) => Ok(Some(AuthUser(who))),
         Err(why) => {
             // Missing credentials are routine (a client's first try); wrong
             // ones are worth a security event. Neither logs the secret.
             if why != "no credentials" {
                 let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
-                tracing::warn!(target: "modgate::security", path = %req.uri().path(),
+                tracing::warn!(target: "modgate::security", %path,
                     client = client.map(tracing::field::display), reason = why,
                     "authentication failed");
             }
-            Error::Unauthorized(why.to_string()).into_response()
+            Err(Error::Unauthorized(why.to_string()))
         }
     }
 }
