@@ -29,7 +29,7 @@
 //! # Durability (enforced in [`AuditLog::record`] and the writer task)
 //!
 //! - A **miss** or a **refusal/failure** (status ≥ 400) is durable before the
-//!   response leaves: the access-log middleware awaits [`AuditLog::record`],
+//!   response leaves: the front middleware ([`crate::http::app`]) awaits [`AuditLog::record`],
 //!   which waits until the writer has flushed that record to disk.
 //! - A **hit** (or stale list) is pushed onto a bounded in-memory batch
 //!   under a short lock, waking nobody (a channel send per hit woke the
