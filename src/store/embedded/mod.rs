@@ -182,19 +182,9 @@ impl EmbeddedStore {
     ///
     /// All of it runs on the blocking pool (a sled transaction can wait on
     /// the disk), as one closure: a caller cancelled meanwhile cannot leave
-    /// the write done and the cache not invalidated.
+    /// the write done and the cache not invalidated. With `flush`, the
+    /// flush that makes the write durable runs in the same closure.
     async fn write_index(
-        &self,
-        mv: &ModVersion,
-        kind: Kind,
-        change: IndexWrite,
-    ) -> StoreResult<bool> {
-        self.write_index_then(mv, kind, change, false).await
-    }
-
-    /// [`Self::write_index`], then, with `flush`, the flush that makes it
-    /// durable, in the same hop to the blocking pool.
-    async fn write_index_then(
         &self,
         mv: &ModVersion,
         kind: Kind,
@@ -252,7 +242,7 @@ impl EmbeddedStore {
         let kind = Kind::parse(&entry.kind)
             .ok_or_else(|| StoreError::Index(format!("bad kind {}", entry.kind)))?;
         // The write and the flush that makes it durable in one hop.
-        self.write_index_then(&mv, kind, IndexWrite::Put(Slot::of(entry)), true)
+        self.write_index(&mv, kind, IndexWrite::Put(Slot::of(entry)), true)
             .await?;
         Ok(())
     }
@@ -350,7 +340,7 @@ impl EmbeddedStore {
         ) {
             // Only if unchanged: a concurrent re-fetch may have replaced it.
             let change = IndexWrite::RemoveIf(entry.digest.clone());
-            if self.write_index(&mv, kind, change).await? {
+            if self.write_index(&mv, kind, change, false).await? {
                 self.flush_index().await?;
             }
         }
@@ -501,8 +491,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn remove(&self, mv: &ModVersion, kind: Kind) -> StoreResult<bool> {
-        self.write_index_then(mv, kind, IndexWrite::Remove, true)
-            .await
+        self.write_index(mv, kind, IndexWrite::Remove, true).await
     }
 
     async fn delete_blob(&self, digest: &str) -> StoreResult<()> {
