@@ -257,7 +257,12 @@ pub fn check_zip_reader<R: Read + Seek>(
     let mut digests: Vec<[u8; 32]> = vec![[0u8; 32]; entries.len()];
     let mut go_mod = None;
     let mut uncompressed = 0u64;
-    let mut bufs = Buffers::new();
+    let largest = entries
+        .iter()
+        .map(|e| e.uncompressed_size)
+        .max()
+        .unwrap_or(0);
+    let mut bufs = Buffers::for_zip(size, largest);
     for i in order {
         let e = &entries[i];
         let is_go_mod = e.name == go_mod_name.as_bytes();
