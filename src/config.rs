@@ -313,6 +313,9 @@ pub struct Limits {
     pub retry_after_secs: u64,
     /// Bytes all downloads being verified may hold in the spool together.
     pub max_spool_bytes: u64,
+    /// A zip miss up to this size is downloaded, checked and hashed in
+    /// memory; a larger one is spooled to `data_dir/tmp` (see [`crate::landing`]).
+    pub zip_in_memory_bytes: u64,
     /// Client connections open at once; more wait to be accepted.
     pub max_connections: usize,
     /// Seconds `/readyz` reuses its store write probe (at most one run, and
@@ -376,6 +379,19 @@ impl Default for Config {
     }
 }
 
+impl Limits {
+    /// The module-zip rules' size limits: the configured ones (x/mod's by
+    /// default), which bound the decompression too.
+    pub fn zip(&self) -> crate::modzip::ZipLimits {
+        crate::modzip::ZipLimits {
+            max_zip_file: self.max_zip_bytes,
+            max_uncompressed: self.max_zip_bytes,
+            max_go_mod: self.max_mod_bytes,
+            ..crate::modzip::ZipLimits::default()
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -387,6 +403,7 @@ impl Default for Limits {
             miss_queue_secs: 10,
             retry_after_secs: 5,
             max_spool_bytes: 4 << 30,
+            zip_in_memory_bytes: 1 << 20,
             max_connections: 4096,
             readyz_probe_secs: 5,
         }
@@ -565,6 +582,7 @@ mod tests {
         assert_eq!(c.limits.miss_queue_secs, d.limits.miss_queue_secs);
         assert_eq!(c.limits.retry_after_secs, d.limits.retry_after_secs);
         assert_eq!(c.limits.max_spool_bytes, d.limits.max_spool_bytes);
+        assert_eq!(c.limits.zip_in_memory_bytes, d.limits.zip_in_memory_bytes);
         assert_eq!(c.limits.max_connections, d.limits.max_connections);
         assert_eq!(c.limits.readyz_probe_secs, d.limits.readyz_probe_secs);
         assert_eq!(c.store.max_bytes, d.store.max_bytes);

@@ -133,13 +133,12 @@ impl Direct {
         Ok(Bytes::from(body))
     }
 
-    /// Streams a `.zip` fetched from version control into `file` (the spool);
-    /// returns its size.
+    /// Streams a `.zip` fetched from version control into `dest`; returns its size.
     pub async fn download(
         &self,
         path: &str,
         max: u64,
-        file: &mut tokio::fs::File,
+        dest: &mut crate::landing::Landing<'_>,
         charge: &mut crate::limits::SpoolCharge,
     ) -> Result<u64, UpstreamError> {
         let url = format!("direct:{path}");
@@ -161,9 +160,23 @@ impl Direct {
             return Err(UpstreamError::TooLarge { url, limit: max });
         }
         charge.reserve(size)?;
-        let n = tokio::io::copy(&mut src, file).await.map_err(spool)?;
         // Written, not yet synced (as for a proxy download): the pipeline syncs.
-        tokio::io::AsyncWriteExt::flush(file).await.map_err(spool)?;
+        let mut buf = vec![0u8; 64 << 10];
+        let mut n = 0u64;
+        loop {
+            let got = tokio::io::AsyncReadExt::read(&mut src, &mut buf)
+                .await
+                .map_err(spool)?;
+            if got == 0 {
+                break;
+            }
+            n += got as u64;
+            if n > max {
+                return Err(UpstreamError::TooLarge { url, limit: max });
+            }
+            charge.reserve(n)?;
+            dest.write(&buf[..got]).await.map_err(spool)?;
+        }
         Ok(n)
     }
 

@@ -115,6 +115,24 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A store failure while storing `what` (`module@version kind`): the
+    /// client's message names what could not be stored.
+    pub fn storing(what: &dyn std::fmt::Display, e: crate::store::StoreError) -> Error {
+        match Error::from(e) {
+            Error::Storage(m) => Error::Storage(format!("storing {what}: {m}")),
+            Error::InsufficientStorage(m) => {
+                Error::InsufficientStorage(format!("storing {what}: {m}"))
+            }
+            Error::StorageUnavailable(m) => {
+                Error::StorageUnavailable(format!("storing {what}: {m}"))
+            }
+            Error::Timeout(m) => Error::Timeout(format!("storing {what}: {m}")),
+            e => e,
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
         match &e {

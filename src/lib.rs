@@ -22,6 +22,7 @@
 //!   `private` modules, which never reach the public upstream or the database).
 //! - [`direct`]: `direct` in the private upstream list — the `go` command fetches from VCS.
 //! - [`upstream`]: the shared HTTP client, GOPROXY-list semantics, limits, timeouts.
+//! - [`landing`]: where a downloaded zip lands — memory while small, the store's spool beyond.
 //! - [`trust`]: the sumdb client's I/O — remote reads, trusted tree heads, tiles, evidence.
 //! - [`trust_watch`]: the background task that watches the database's head, so the
 //!   head history ([`sumdb::heads`]) dates new records within about a minute.
@@ -47,6 +48,7 @@ pub mod evict;
 pub mod flight;
 pub mod gate;
 pub mod http;
+pub mod landing;
 pub mod limits;
 pub mod logfmt;
 pub mod logwriter;

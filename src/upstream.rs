@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 
 use crate::config::{Config, ConfigError};
+use crate::landing::Landing;
 use crate::limits::{SpoolCharge, SpoolFull};
 use crate::metrics::{Metrics, upstream_outcome};
 
@@ -270,29 +270,27 @@ impl Upstream {
         Err(last)
     }
 
-    /// Streams a large file (a zip) into `file` through the list. Returns its
+    /// Streams a large file (a zip) into `dest` through the list. Returns its
     /// size. The bytes are written, not yet synced.
     pub async fn download(
         &self,
         path: &str,
         max: u64,
-        file: &mut tokio::fs::File,
+        dest: &mut Landing<'_>,
         charge: &mut SpoolCharge,
     ) -> Result<u64, UpstreamError> {
         let mut last = UpstreamError::Off;
         for (i, p) in self.proxies.iter().enumerate() {
             if i > 0 {
                 // A previous proxy may have left a partial body.
-                use tokio::io::AsyncSeekExt;
-                file.set_len(0).await.map_err(spool_err)?;
-                file.rewind().await.map_err(spool_err)?;
+                dest.clear().await.map_err(spool_err)?;
             }
             let r = match &p.direct {
                 Some(d) => {
-                    self.counted("download", d.download(path, max, file, charge))
+                    self.counted("download", d.download(path, max, dest, charge))
                         .await
                 }
-                None => self.download_url(&p.url(path), max, file, charge).await,
+                None => self.download_url(&p.url(path), max, dest, charge).await,
             };
             match r {
                 Ok(r) => return Ok(r),
@@ -358,11 +356,11 @@ impl Upstream {
         &self,
         url: &str,
         max: u64,
-        file: &mut tokio::fs::File,
+        dest: &mut Landing<'_>,
         charge: &mut SpoolCharge,
     ) -> Result<u64, UpstreamError> {
         let start = Instant::now();
-        let r = self.download_url_uncounted(url, max, file, charge).await;
+        let r = self.download_url_uncounted(url, max, dest, charge).await;
         let bytes = r.as_ref().map_or(0, |n| *n);
         self.metrics
             .upstream("download", upstream_outcome(&r), start.elapsed(), bytes);
@@ -373,7 +371,7 @@ impl Upstream {
         &self,
         url: &str,
         max: u64,
-        file: &mut tokio::fs::File,
+        dest: &mut Landing<'_>,
         charge: &mut SpoolCharge,
     ) -> Result<u64, UpstreamError> {
         let mut resp = tokio::time::timeout(self.request_timeout, self.send(url))
@@ -392,9 +390,6 @@ impl Upstream {
             charge.reserve(n)?;
         }
         let mut got: u64 = 0;
-        // Every write to a tokio File is a blocking-pool trip; body chunks are a few KiB,
-        // so buffer a MiB per trip (BENCHMARKS.md, miss pipeline).
-        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, &mut *file);
         loop {
             // The stall timeout bounds each read, so a trickling upstream
             // cannot hold a download (and its waiters) forever.
@@ -411,11 +406,9 @@ impl Upstream {
                 });
             }
             charge.reserve(got)?;
-            out.write_all(&chunk).await.map_err(spool_err)?;
+            dest.write(&chunk).await.map_err(spool_err)?;
         }
         check_length(url, got, want)?;
-        // Written, not yet synced: the pipeline syncs while it verifies.
-        out.flush().await.map_err(spool_err)?;
         Ok(got)
     }
 

@@ -28,6 +28,31 @@ fn go_mod_download_through_modgate_matches_reference_sums() {
     let up = RefUpstream::start(&[]);
     let data = tempfile::tempdir().unwrap();
     let mg = Modgate::against(&up, data.path());
+    downloads_match_reference_sums(&up, &mg);
+}
+
+/// The same with every zip spooled to disk (`zip_in_memory_bytes = 0`)
+/// instead of checked in memory, and with one byte of memory (every zip
+/// moves to the spool part way through its download).
+#[test]
+fn zips_spooled_to_disk_match_reference_sums() {
+    for in_memory in [0, 1] {
+        let up = RefUpstream::start(&[]);
+        let data = tempfile::tempdir().unwrap();
+        let mut cfg = common::modgate::test_config(data.path(), &up.url, &up.gosumdb());
+        cfg.limits.zip_in_memory_bytes = in_memory;
+        let mut mg = Modgate::start(cfg);
+        downloads_match_reference_sums(&up, &mg);
+        mg.stop();
+        // Every spool file was committed or removed.
+        let tmp: Vec<_> = std::fs::read_dir(data.path().join("tmp"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(tmp.is_empty(), "{tmp:?}");
+    }
+}
+
+fn downloads_match_reference_sums(up: &RefUpstream, mg: &Modgate) {
     let go = GoClient::new();
     // The client verifies too, straight against the reference checksum database.
     let results = go.mod_download_json(&mg.url, &up.gosumdb(), BUILTIN_MODULES);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::cache::AdminError;
 use crate::audit::Trail;
 use crate::config::Config;
+use crate::landing::Landing;
 use crate::module::pattern::match_prefix_patterns;
 use crate::protocol::{Kind, ModVersion};
 use crate::routes::Authority;
@@ -202,43 +203,23 @@ async fn fetch_h1(
             .map_err(|e| e.to_string())?;
         return Ok(crate::modzip::hash_go_mod(&data));
     }
-    let (spool, mut file) = store.spool().await.map_err(|e| e.to_string())?;
-    let path = spool.path.clone();
+    let mut landing = Landing::new(store, limits.zip_in_memory_bytes);
     let mut charge = admission.spool_charge();
-    let r = up
-        .download(
-            &mv.artifact_path(Kind::Zip),
-            limits.max_zip_bytes,
-            &mut file,
-            &mut charge,
-        )
-        .await;
-    drop(file);
-    let checked = match r {
-        Ok(_) => {
-            let (p, m, v) = (
-                path.clone(),
-                mv.path().to_string(),
-                mv.version().to_string(),
-            );
-            let zl = crate::modzip::ZipLimits {
-                max_zip_file: limits.max_zip_bytes,
-                max_uncompressed: limits.max_zip_bytes,
-                max_go_mod: limits.max_mod_bytes,
-                ..crate::modzip::ZipLimits::default()
-            };
-            tokio::task::spawn_blocking(move || {
-                crate::modzip::check_zip_with_limits(&p, &m, &v, None, &zl)
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| format!("invalid module zip: {e}")))
-            .map(|c| c.h1)
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    let _ = tokio::fs::remove_file(&path).await;
-    checked
+    up.download(
+        &mv.artifact_path(Kind::Zip),
+        limits.max_zip_bytes,
+        &mut landing,
+        &mut charge,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    // A spool file is removed when `landed` is dropped (never committed).
+    let landed = landing.finish().await.map_err(|e| e.to_string())?;
+    landed
+        .check_zip(mv.path(), mv.version(), None, limits.zip())
+        .await
+        .map(|c| c.h1)
+        .map_err(|e| format!("invalid module zip: {e}"))
 }
 
 /// Who was served `mv`, from the audit trail: distinct clients and users.

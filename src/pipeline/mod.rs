@@ -28,6 +28,7 @@ use tokio::io::AsyncReadExt;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::flight::{Flights, Progress};
+use crate::landing::{Landed, Landing};
 use crate::metrics::Metrics;
 use crate::module::semver;
 use crate::modzip;
@@ -334,7 +335,8 @@ impl Pipeline {
         let got = modzip::hash_go_mod(&data);
         let verification = self.vouch(mv, Kind::Mod, route.authority, got).await?;
         let entry = self.entry(mv, Kind::Mod, &data, verification);
-        Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
+        let stored = self.store.commit_bytes(&data, entry).await;
+        Ok(self.verified(stored.map_err(|e| Error::storing(&format_args!("{mv} mod"), e))?))
     }
 
     async fn miss_zip(self: &Arc<Self>, mv: &ModVersion, progress: &Progress) -> Result<Entry> {
@@ -346,69 +348,60 @@ impl Pipeline {
             return Ok(self.verified(e));
         }
 
-        // Stream to a spool file; the Spool guard deletes it on any early return.
-        let (mut spool, mut file) = self.store.spool().await?;
-        // Held until the spool file is committed or removed (this function's end).
+        // Into memory if small, else a spool file, which its guard deletes on
+        // any early return (see `crate::landing`).
+        let mut landing = Landing::new(self.store.as_ref(), self.cfg.limits.zip_in_memory_bytes);
+        // Held until the body is committed or dropped (this function's end).
         let mut charge = self.admission.spool_charge();
-        let size = route
+        route
             .upstream
             .download(
                 &mv.artifact_path(Kind::Zip),
                 self.cfg.limits.max_zip_bytes,
-                &mut file,
+                &mut landing,
                 &mut charge,
             )
             .await
             .map_err(|e| upstream_error(mv, Kind::Zip, e))?;
-        drop(file);
-        spool.size = size;
+        let landed = landing
+            .finish()
+            .await
+            .map_err(|e| Error::storage(e.kind(), format!("{mv} zip: spool: {e}")))?;
         progress.far_along();
 
-        // Zip rules and h1 in one streaming pass, off the async runtime.
-        let (p, m, v) = (
-            spool.path.clone(),
-            mv.path().to_string(),
-            mv.version().to_string(),
-        );
-        // The configured limits (x/mod's by default) bound the decompression too.
-        let limits = modzip::ZipLimits {
-            max_zip_file: self.cfg.limits.max_zip_bytes,
-            max_uncompressed: self.cfg.limits.max_zip_bytes,
-            max_go_mod: self.cfg.limits.max_mod_bytes,
-            ..modzip::ZipLimits::default()
-        };
-        let check = tokio::task::spawn_blocking(move || {
-            modzip::check_zip_with_limits(&p, &m, &v, Some(&go_mod), &limits)
-        });
-        // Three things at once, all finished before anything is committed: the
-        // spool's fsync (waiting on the disk), its SHA-256 (the content address)
-        // and the check (one core each; hashing while downloading instead made a
-        // fast upstream wait on the hash, BENCHMARKS.md).
-        let (synced, digest, checked) = tokio::join!(spool.sync(), spool.sha256(), check);
-        let checked = checked
-            .map_err(|e| Error::Internal(format!("zip check task: {e}")))?
-            .map_err(|e| {
-                self.refuse(
-                    mv,
-                    Kind::Zip,
-                    "zip_rule",
-                    format!("invalid module zip: {e}"),
-                )
-            })?;
+        // Three things at once, all finished before anything is committed: a
+        // spool file's fsync (waiting on the disk), the SHA-256 (the content
+        // address) and the zip rules + h1 in one streaming pass (one core
+        // each, off the async runtime; hashing while downloading instead made
+        // a fast upstream wait on the hash, BENCHMARKS.md).
+        let check = landed.check_zip(mv.path(), mv.version(), Some(go_mod), self.cfg.limits.zip());
+        let (synced, digest, checked) = tokio::join!(landed.sync(), landed.sha256(), check);
+        let checked = checked.map_err(|e| match e {
+            // Reading our own spool file failed: not the zip's fault.
+            modzip::ZipError::Io(e) if matches!(landed, Landed::Spool(_)) => {
+                Error::storage(e.kind(), format!("{mv} zip: reading the spool: {e}"))
+            }
+            e => self.refuse(
+                mv,
+                Kind::Zip,
+                "zip_rule",
+                format!("invalid module zip: {e}"),
+            ),
+        })?;
         let verification = self
             .vouch(mv, Kind::Zip, route.authority, checked.h1)
             .await?;
-        spool.digest = digest?;
         let entry = Entry {
             module: mv.path().to_string(),
             version: mv.version().to_string(),
             kind: Kind::Zip.ext().to_string(),
-            digest: spool.digest.clone(),
-            size: spool.size,
+            digest: digest?,
+            size: landed.size(),
             verification,
         };
         synced?;
-        Ok(self.verified(self.store.commit(spool, entry).await?))
+        let stored = landed.commit(self.store.as_ref(), entry).await;
+        Ok(self.verified(stored.map_err(|e| Error::storing(&format_args!("{mv} zip"), e))?))
     }
 
     /// `artifact(mv, Mod)` behind a boxed `Send` future: the zip miss needs
@@ -448,7 +441,8 @@ impl Pipeline {
             .vouch(mv, Kind::Info, route.authority, String::new())
             .await?;
         let entry = self.entry(mv, Kind::Info, &data, verification);
-        Ok(self.verified(self.store.commit_bytes(&data, entry).await?))
+        let stored = self.store.commit_bytes(&data, entry).await;
+        Ok(self.verified(stored.map_err(|e| Error::storing(&format_args!("{mv} info"), e))?))
     }
 
     /// Runs an upstream fetch of a small artifact and, for a version the

@@ -66,12 +66,7 @@ impl Pipeline {
         let Some((claimed, spool)) = self.store.fetch_shared(mv, Kind::Zip, max).await? else {
             return Ok(None);
         };
-        let limits = modzip::ZipLimits {
-            max_zip_file: max,
-            max_uncompressed: max,
-            max_go_mod: self.cfg.limits.max_mod_bytes,
-            ..modzip::ZipLimits::default()
-        };
+        let limits = self.cfg.limits.zip();
         let (p, m, v, g) = (
             spool.path.clone(),
             mv.path().to_string(),
