@@ -4,7 +4,8 @@
 //! bytes ─► memory (up to limits.zip_in_memory_bytes)
 //!            │ one more byte
 //!            ▼
-//!          spool file (data_dir/tmp, created only now) ─► written through a 1 MiB buffer
+//!          spool file (data_dir/tmp, created only now), written through the
+//!          same buffer, 1 MiB at a time
 //! ```
 //!
 //! Most module zips are tens of KiB. Spooling one cost a file create, a write,
@@ -19,7 +20,7 @@ use std::io;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::modzip::{CheckedZip, ZipError, ZipLimits, check_zip_reader, check_zip_with_limits};
 use crate::store::{Entry, Spool, Store, StoreError, StoreResult};
@@ -28,19 +29,21 @@ use crate::store::{Entry, Spool, Store, StoreError, StoreResult};
 /// `File` is a trip to the blocking pool, and body chunks are a few KiB.
 const SPOOL_WRITE_BUF: usize = 1 << 20;
 
-/// A download in progress.
+/// A download in progress. One buffer, never larger than the bigger of
+/// `in_memory` and [`SPOOL_WRITE_BUF`] (plus one chunk): the whole body
+/// while it fits, then the spool file's write buffer.
 pub struct Landing<'a> {
     store: &'a dyn Store,
     in_memory: usize,
-    mem: Vec<u8>,
-    spool: Option<(Spool, BufWriter<tokio::fs::File>)>,
+    buf: Vec<u8>,
+    spool: Option<(Spool, tokio::fs::File)>,
 }
 
 /// A finished download.
 pub enum Landed {
     /// The whole body, at most `in_memory` bytes.
     Memory(Bytes),
-    /// The body in a spool file (written and flushed, not yet synced), with its size.
+    /// The body in a spool file (written, not yet synced), with its size.
     Spool(Spool),
 }
 
@@ -50,7 +53,7 @@ impl<'a> Landing<'a> {
         Landing {
             store,
             in_memory: usize::try_from(in_memory).unwrap_or(usize::MAX),
-            mem: Vec::new(),
+            buf: Vec::new(),
             spool: None,
         }
     }
@@ -58,46 +61,60 @@ impl<'a> Landing<'a> {
     /// Appends `chunk`, moving what is held to a spool file first if it
     /// would no longer fit in memory.
     pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if self.spool.is_none() && self.mem.len().saturating_add(chunk.len()) > self.in_memory {
+        let fits = self.buf.len().saturating_add(chunk.len());
+        if self.spool.is_none() && fits > self.in_memory {
             let (spool, file) = self.store.spool().await.map_err(store_io)?;
-            let mut out = BufWriter::with_capacity(SPOOL_WRITE_BUF, file);
-            out.write_all(&self.mem).await?;
-            self.mem = Vec::new();
-            self.spool = Some((spool, out));
+            self.spool = Some((spool, file));
         }
-        match &mut self.spool {
-            Some((_, out)) => out.write_all(chunk).await,
-            None => {
-                self.mem.extend_from_slice(chunk);
-                Ok(())
-            }
+        let Some((_, file)) = &mut self.spool else {
+            grow(&mut self.buf, chunk.len(), self.in_memory);
+            self.buf.extend_from_slice(chunk);
+            return Ok(());
+        };
+        if fits > SPOOL_WRITE_BUF {
+            file.write_all(&self.buf).await?;
+            self.buf.clear();
         }
+        if chunk.len() >= SPOOL_WRITE_BUF {
+            return file.write_all(chunk).await;
+        }
+        grow(&mut self.buf, chunk.len(), SPOOL_WRITE_BUF);
+        self.buf.extend_from_slice(chunk);
+        Ok(())
     }
 
     /// Forgets every byte written so far (a previous proxy's partial body);
     /// a spool file already made is emptied and reused.
     pub async fn clear(&mut self) -> io::Result<()> {
-        self.mem.clear();
-        if let Some((_, out)) = &mut self.spool {
-            out.flush().await?;
-            let file = out.get_mut();
+        self.buf.clear();
+        if let Some((_, file)) = &mut self.spool {
             file.set_len(0).await?;
             file.rewind().await?;
         }
         Ok(())
     }
 
-    /// The download's bytes, where they landed. A spool file is flushed, not synced.
+    /// The download's bytes, where they landed. A spool file is written, not synced.
     pub async fn finish(self) -> io::Result<Landed> {
         match self.spool {
-            None => Ok(Landed::Memory(Bytes::from(self.mem))),
-            Some((mut spool, mut out)) => {
-                out.flush().await?;
-                let file = out.into_inner();
+            None => Ok(Landed::Memory(Bytes::from(self.buf))),
+            Some((mut spool, mut file)) => {
+                file.write_all(&self.buf).await?;
+                file.flush().await?;
                 spool.size = file.metadata().await?.len();
                 Ok(Landed::Spool(spool))
             }
         }
+    }
+}
+
+/// Makes room for `extra` more bytes in `buf`, doubling its capacity as a
+/// `Vec` does but never past `max` unless the bytes themselves need it.
+fn grow(buf: &mut Vec<u8>, extra: usize, max: usize) {
+    let need = buf.len().saturating_add(extra);
+    if need > buf.capacity() {
+        let target = buf.capacity().saturating_mul(2).min(max).max(need);
+        buf.reserve_exact(target - buf.len());
     }
 }
 
@@ -248,6 +265,51 @@ mod tests {
         };
         assert_eq!(spool.size, 5);
         assert_eq!(std::fs::read(&spool.path).expect("read"), b"whole");
+    }
+
+    #[tokio::test]
+    async fn a_large_body_is_spooled_whole_through_one_bounded_buffer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = store(dir.path());
+        let mut l = Landing::new(&st, 100 << 10);
+        let mut want = Vec::new();
+        for i in 0..200u32 {
+            // Chunks of odd sizes, one larger than the write buffer.
+            let n = if i == 77 {
+                SPOOL_WRITE_BUF + 3
+            } else {
+                16_000 + i as usize
+            };
+            let chunk: Vec<u8> = (0..n).map(|j| (i as usize * 31 + j) as u8).collect();
+            l.write(&chunk).await.expect("write");
+            assert!(
+                l.buf.capacity() <= SPOOL_WRITE_BUF + n,
+                "{}",
+                l.buf.capacity()
+            );
+            want.extend_from_slice(&chunk);
+        }
+        let Landed::Spool(spool) = l.finish().await.expect("finish") else {
+            panic!("kept {} bytes in memory", want.len());
+        };
+        assert_eq!(spool.size, want.len() as u64);
+        assert!(std::fs::read(&spool.path).expect("read") == want);
+    }
+
+    #[test]
+    fn grow_doubles_up_to_the_bound_only() {
+        let mut b = Vec::new();
+        grow(&mut b, 10, 100);
+        assert!(b.capacity() >= 10);
+        b.extend_from_slice(&[0; 10]);
+        grow(&mut b, 60, 100);
+        assert!((70..=100).contains(&b.capacity()), "{}", b.capacity());
+        b.extend_from_slice(&[0; 60]);
+        grow(&mut b, 30, 100);
+        assert_eq!(b.capacity(), 100);
+        b.extend_from_slice(&[0; 30]);
+        grow(&mut b, 50, 100); // past the bound only because the bytes need it
+        assert_eq!(b.capacity(), 150);
     }
 
     #[tokio::test]
