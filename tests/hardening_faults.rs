@@ -134,6 +134,8 @@ fn kill_9_mid_download_leaves_nothing_partial() {
 struct FullStore {
     inner: Arc<EmbeddedStore>,
     full: AtomicBool,
+    /// Spool files vanish once made: reading one back fails (the disk, not the zip).
+    unreadable: AtomicBool,
 }
 
 fn enospc(what: &str) -> StoreError {
@@ -153,6 +155,10 @@ impl FullStore {
 impl Store for FullStore {
     async fn spool(&self) -> StoreResult<(Spool, tokio::fs::File)> {
         let (spool, file) = self.inner.spool().await?;
+        if self.unreadable.load(Ordering::SeqCst) {
+            // Written through the open handle, gone by name.
+            let _ = std::fs::remove_file(&spool.path);
+        }
         if !self.is_full() {
             return Ok((spool, file));
         }
@@ -283,8 +289,16 @@ async fn call(app: &axum::Router, path: &str) -> (u16, Vec<u8>) {
     (status, body.to_vec())
 }
 
+/// Both ways a zip lands: checked in memory, and spooled to disk
+/// (`zip_in_memory_bytes = 0`), so a full disk is met by the spool's write.
 #[test]
 fn full_disk_is_507_and_recovers() {
+    for in_memory in [None, Some(0)] {
+        full_disk_is_507_and_recovers_with(in_memory);
+    }
+}
+
+fn full_disk_is_507_and_recovers_with(zip_in_memory_bytes: Option<u64>) {
     capture_logs();
     let up = RefUpstream::start(&[]);
     let data = tempfile::tempdir().unwrap();
@@ -292,11 +306,13 @@ fn full_disk_is_507_and_recovers() {
     let store = Arc::new(FullStore {
         inner: inner.clone(),
         full: AtomicBool::new(false),
+        unreadable: AtomicBool::new(false),
     });
-    let app = router_with(
-        test_config(data.path(), &up.url, &up.gosumdb()),
-        store.clone(),
-    );
+    let mut cfg = test_config(data.path(), &up.url, &up.gosumdb());
+    if let Some(n) = zip_in_memory_bytes {
+        cfg.limits.zip_in_memory_bytes = n;
+    }
+    let app = router_with(cfg, store.clone());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (s, _) = call(&app, "/example.com/hello/@v/v1.0.0.mod").await;
@@ -349,6 +365,46 @@ fn full_disk_is_507_and_recovers() {
     drop(rt);
     assert!(tmp_files(data.path()).is_empty());
     assert_eq!(verify_store(data.path()), 5);
+}
+
+/// A spool file that cannot be read back is our disk's failure: a 5xx that
+/// says so, never a 403 for the module (nothing about its zip was proven).
+#[test]
+fn unreadable_spool_is_a_storage_error_not_a_refusal() {
+    capture_logs();
+    let up = RefUpstream::start(&[]);
+    let data = tempfile::tempdir().unwrap();
+    let inner = Arc::new(EmbeddedStore::open(data.path()).unwrap());
+    let store = Arc::new(FullStore {
+        inner: inner.clone(),
+        full: AtomicBool::new(false),
+        unreadable: AtomicBool::new(true),
+    });
+    let mut cfg = test_config(data.path(), &up.url, &up.gosumdb());
+    cfg.limits.zip_in_memory_bytes = 0;
+    let app = router_with(cfg, store.clone());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (s, body) = call(&app, "/example.com/hello/@v/v1.0.0.zip").await;
+        let body = String::from_utf8_lossy(&body).into_owned();
+        eprintln!("unreadable spool: {s} {body}");
+        assert_eq!(s, 500, "{body}");
+        assert!(body.starts_with("storage error: "), "{body}");
+        assert!(body.contains("example.com/hello@v1.0.0"), "{body}");
+        let (s, body) = call(&app, "/metrics").await;
+        let metrics = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(s, 200);
+        assert!(
+            !metrics.contains("outcome=\"refused\""),
+            "a refusal was counted:\n{metrics}"
+        );
+
+        store.unreadable.store(false, Ordering::SeqCst);
+        let p = "/example.com/hello/@v/v1.0.0.zip";
+        let (s, body) = call(&app, p).await;
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(body, up.get(p).body);
+    });
 }
 
 #[test]

@@ -377,8 +377,9 @@ impl Pipeline {
         let check = landed.check_zip(mv.path(), mv.version(), Some(go_mod), self.cfg.limits.zip());
         let (synced, digest, checked) = tokio::join!(landed.sync(), landed.sha256(), check);
         let checked = checked.map_err(|e| match e {
-            // Reading our own spool file failed: not the zip's fault.
-            modzip::ZipError::Io(e) if matches!(landed, Landed::Spool(_)) => {
+            // Reading our own spool file failed (the disk, not the zip's
+            // content, which the check reports as format errors): a 5xx.
+            modzip::ZipError::Io(e) if matches!(landed, Landed::Spool(_)) && disk_failed(&e) => {
                 Error::storage(e.kind(), format!("{mv} zip: reading the spool: {e}"))
             }
             e => self.refuse(
@@ -527,6 +528,13 @@ fn parse_info(data: &[u8]) -> std::result::Result<Info, String> {
         return Err(format!("Version {:?} is not a valid version", info.version));
     }
     Ok(info)
+}
+
+/// Whether an I/O error reading a spool file was the disk's (not a short or
+/// malformed file, which is the content's).
+fn disk_failed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+    !matches!(e.kind(), UnexpectedEof | InvalidData | InvalidInput)
 }
 
 fn upstream_error(mv: &ModVersion, kind: Kind, e: UpstreamError) -> Error {

@@ -83,6 +83,11 @@ impl Pipeline {
                 self.adopt_checked(mv, Kind::Zip, authority, spool, c.h1, &claimed)
                     .await
             }
+            // Our disk failed reading the copy back: not the bucket's fault.
+            Err(modzip::ZipError::Io(e)) if super::disk_failed(&e) => Err(Error::storage(
+                e.kind(),
+                format!("{mv} zip: reading the bucket's copy back: {e}"),
+            )),
             Err(e) => {
                 let why = format!("invalid module zip: {e}");
                 self.reject(spool, &claimed, &why).await
