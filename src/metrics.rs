@@ -47,6 +47,9 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Times a load limit bit, by limit (see [`crate::limits`]).
     pub limit_hits: IntCounterVec,
+    /// Zip downloads by where they landed: `memory` (checked there, up to
+    /// `limits.zip_in_memory_bytes`) or `spool` (`data_dir/tmp`).
+    pub zip_landings: IntCounterVec,
     /// Copies read from a shared bucket on a local miss, by outcome:
     /// `adopted` (verified, no upstream fetch) or `rejected` (failed a check).
     pub shared_reads: IntCounterVec,
@@ -198,6 +201,12 @@ impl Metrics {
                 "modgate_limit_hits_total",
                 "Times a load limit bit (a miss queued or refused 503, a connection kept waiting), by limit.",
                 &["limit"],
+            ),
+            zip_landings: counter(
+                &r,
+                "modgate_zip_landings_total",
+                "Zip downloads by where they landed: memory (up to limits.zip_in_memory_bytes) or spool (data_dir/tmp).",
+                &["where"],
             ),
             shared_reads: counter(
                 &r,

@@ -29,6 +29,22 @@ fn go_mod_download_through_modgate_matches_reference_sums() {
     let data = tempfile::tempdir().unwrap();
     let mg = Modgate::against(&up, data.path());
     downloads_match_reference_sums(&up, &mg);
+    // Small zips are checked in memory (`limits.zip_in_memory_bytes`).
+    let zips = BUILTIN_MODULES.len() as u64;
+    assert_eq!(zip_landings(&mg), (zips, 0));
+}
+
+/// `modgate_zip_landings_total` for `memory` and `spool`.
+fn zip_landings(mg: &Modgate) -> (u64, u64) {
+    let (_, _, body) = mg.get("/metrics");
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let count = |w: &str| {
+        let key = format!("modgate_zip_landings_total{{where=\"{w}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0, |n| n.trim().parse().expect("a count"))
+    };
+    (count("memory"), count("spool"))
 }
 
 /// The same with every zip spooled to disk (`zip_in_memory_bytes = 0`)
@@ -43,6 +59,7 @@ fn zips_spooled_to_disk_match_reference_sums() {
         cfg.limits.zip_in_memory_bytes = in_memory;
         let mut mg = Modgate::start(cfg);
         downloads_match_reference_sums(&up, &mg);
+        assert_eq!(zip_landings(&mg), (0, BUILTIN_MODULES.len() as u64));
         mg.stop();
         // Every spool file was committed or removed.
         let tmp: Vec<_> = std::fs::read_dir(data.path().join("tmp"))

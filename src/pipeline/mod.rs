@@ -367,6 +367,14 @@ impl Pipeline {
             .finish()
             .await
             .map_err(|e| Error::storage(e.kind(), format!("{mv} zip: spool: {e}")))?;
+        let landed_in = match landed {
+            Landed::Memory(_) => "memory",
+            Landed::Spool(_) => "spool",
+        };
+        self.metrics()
+            .zip_landings
+            .with_label_values(&[landed_in])
+            .inc();
         progress.far_along();
 
         // Three things at once, all finished before anything is committed: a
