@@ -146,6 +146,15 @@ fn enospc(what: &str) -> StoreError {
 }
 
 impl FullStore {
+    /// A store over `inner` that is neither full nor losing its spool files yet.
+    fn over(inner: Arc<EmbeddedStore>) -> Arc<FullStore> {
+        Arc::new(FullStore {
+            inner,
+            full: AtomicBool::new(false),
+            unreadable: AtomicBool::new(false),
+        })
+    }
+
     fn is_full(&self) -> bool {
         self.full.load(Ordering::SeqCst)
     }
@@ -303,11 +312,7 @@ fn full_disk_is_507_and_recovers_with(zip_in_memory_bytes: Option<u64>) {
     let up = RefUpstream::start(&[]);
     let data = tempfile::tempdir().unwrap();
     let inner = Arc::new(EmbeddedStore::open(data.path()).unwrap());
-    let store = Arc::new(FullStore {
-        inner: inner.clone(),
-        full: AtomicBool::new(false),
-        unreadable: AtomicBool::new(false),
-    });
+    let store = FullStore::over(inner.clone());
     let mut cfg = test_config(data.path(), &up.url, &up.gosumdb());
     if let Some(n) = zip_in_memory_bytes {
         cfg.limits.zip_in_memory_bytes = n;
@@ -375,11 +380,8 @@ fn unreadable_spool_is_a_storage_error_not_a_refusal() {
     let up = RefUpstream::start(&[]);
     let data = tempfile::tempdir().unwrap();
     let inner = Arc::new(EmbeddedStore::open(data.path()).unwrap());
-    let store = Arc::new(FullStore {
-        inner: inner.clone(),
-        full: AtomicBool::new(false),
-        unreadable: AtomicBool::new(true),
-    });
+    let store = FullStore::over(inner.clone());
+    store.unreadable.store(true, Ordering::SeqCst);
     let mut cfg = test_config(data.path(), &up.url, &up.gosumdb());
     cfg.limits.zip_in_memory_bytes = 0;
     let app = router_with(cfg, store.clone());
