@@ -150,14 +150,15 @@ impl Landed {
     }
 
     /// The module-zip rules and `h1` of the body as `module@version`'s zip
-    /// (its go.mod must equal `go_mod` if given), on the blocking pool.
+    /// (its go.mod must equal `go_mod` if given), on the blocking pool. The
+    /// outer error is ours (the check task failed), the inner one the zip's.
     pub async fn check_zip(
         &self,
         module: &str,
         version: &str,
         go_mod: Option<Vec<u8>>,
         limits: ZipLimits,
-    ) -> Result<CheckedZip, ZipError> {
+    ) -> StoreResult<Result<CheckedZip, ZipError>> {
         let (m, v) = (module.to_string(), version.to_string());
         let task = match self {
             Landed::Memory(data) => {
@@ -175,7 +176,7 @@ impl Landed {
             }
         };
         task.await
-            .map_err(|e| ZipError::Io(io::Error::other(format!("zip check task: {e}"))))?
+            .map_err(|e| StoreError::Index(format!("zip check task: {e}")))
     }
 
     /// Stores the body under `entry` (whose digest is the body's SHA-256).

@@ -218,6 +218,7 @@ async fn fetch_h1(
     landed
         .check_zip(mv.path(), mv.version(), None, limits.zip())
         .await
+        .map_err(|e| e.to_string())?
         .map(|c| c.h1)
         .map_err(|e| format!("invalid module zip: {e}"))
 }

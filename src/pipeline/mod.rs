@@ -384,7 +384,7 @@ impl Pipeline {
         // a fast upstream wait on the hash, BENCHMARKS.md).
         let check = landed.check_zip(mv.path(), mv.version(), Some(go_mod), self.cfg.limits.zip());
         let (synced, digest, checked) = tokio::join!(landed.sync(), landed.sha256(), check);
-        let checked = checked.map_err(|e| match e {
+        let checked = checked?.map_err(|e| match e {
             // Reading our own spool file failed (the disk, not the zip's
             // content, which the check reports as format errors): a 5xx.
             modzip::ZipError::Io(e) if matches!(landed, Landed::Spool(_)) && disk_failed(&e) => {
